@@ -13,6 +13,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="drive a demo course of every protocol")
     commands.add_parser("diagram", help="print docs/phases.md from the phase machine")
+    db = commands.add_parser("db", help="database administration")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("init", help="create the tables (also done on first start)")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -23,6 +26,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ipt_workflow.diagram import phases_markdown
 
         sys.stdout.write(phases_markdown())
+    elif args.command == "db":
+        return _db_init()
+    return 0
+
+
+def _db_init() -> int:
+    from ipt_workflow.bootstrap import build_application
+    from ipt_workflow.settings import Settings
+
+    settings = Settings()
+    app = build_application(settings)
+    app.close()
+    sys.stdout.write(f"tables ready ({settings.backend})\n")
     return 0
 
 

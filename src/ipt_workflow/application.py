@@ -1,0 +1,240 @@
+"""The case application: the service layer, and the only code that loads and saves.
+
+Each command loads the case, calls one aggregate method, and saves. Concurrent
+commands on one case are serialised in this process by a lock and across
+processes by optimistic concurrency: a loser is re-decided against the fresh state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
+
+from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
+from ipt_workflow.domain.client_reference import ClientReference
+from ipt_workflow.domain.rules import DomainError
+from ipt_workflow.storage.chain import ChainCheck, verify
+
+T = TypeVar("T")
+LOCK_STRIPES = 64
+
+
+class CaseNotFoundError(DomainError):
+    """Raised when no case has this id (or it belongs to a clinic not in scope)."""
+
+
+class CaseConflictError(DomainError):
+    """Raised when an open case already holds this client_ref with other data."""
+
+    def __init__(self, case_id: UUID) -> None:
+        self.case_id = case_id
+        super().__init__("an open case already has this client_ref with other data")
+
+
+class BusyError(DomainError):
+    """Raised when a command lost every race for a case and was not recorded."""
+
+
+class _ChainRecorder(Protocol):
+    def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The case after a command, what the command returned, and its log position."""
+
+    case: TherapyCase
+    result: CommandResult
+    position: int | None
+    created: bool = False
+
+
+class CaseApplication(Application[UUID]):
+    """Opens cases, runs their commands and reads them back."""
+
+    name = "cases"
+    snapshotting_intervals = {TherapyCase: 50}
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        key = self.env.get("REFERENCE_KEY") or ""
+        if not key:
+            raise OSError("REFERENCE_KEY is required")
+        self._reference_key = key.encode()
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._attempts = int(self.env.get("COMMAND_ATTEMPTS") or 10)
+
+    # --- opening ----------------------------------------------------------------
+
+    def reference_id(self, clinic_id: str, client_ref: str) -> UUID:
+        """The index id of a client at a clinic: a keyed hash, never the raw value."""
+        mac = hmac.new(
+            self._reference_key, f"{clinic_id}\x00{client_ref}".encode(), hashlib.sha256
+        )
+        return UUID(bytes=mac.digest()[:16], version=5)
+
+    def open_case(
+        self,
+        ctx: CommandContext,
+        *,
+        clinic_id: str,
+        client_ref: str,
+        protocol: str,
+        client_age: int,
+        clinician_id: str,
+        prior_episodes: int = 0,
+    ) -> Outcome:
+        """Open a case, or return this client's open case if it has the same data."""
+
+        def attempt() -> Outcome:
+            case = TherapyCase.open(
+                ctx,
+                clinic_id=clinic_id,
+                client_ref=client_ref,
+                protocol=protocol,
+                client_age=client_age,
+                clinician_id=clinician_id,
+                prior_episodes=prior_episodes,
+            )
+            ref_id = self.reference_id(clinic_id, client_ref)
+            ref = self._get_or_none(ref_id)
+            if ref is not None and ref.open_case_id is not None:
+                return self._existing(ref.open_case_id, case)
+            if ref is None:
+                ref = ClientReference.register(ref_id, case.id)
+            else:
+                ref.claim(case.id)
+            recordings = self.save(case, ref)
+            return Outcome(
+                case, CommandResult(case.version), _position(recordings), True
+            )
+
+        return self._retrying(attempt)
+
+    def _existing(self, case_id: UUID, wanted: TherapyCase) -> Outcome:
+        open_case: TherapyCase = self.repository.get(case_id)
+        same = all(
+            getattr(open_case, name) == getattr(wanted, name)
+            for name in ("protocol_id", "client_age", "clinician_id", "prior_episodes")
+        )
+        if not same:
+            raise CaseConflictError(case_id)
+        return Outcome(open_case, CommandResult(open_case.version, replayed=True), None)
+
+    # --- commands ----------------------------------------------------------------
+
+    def execute(
+        self,
+        case_id: UUID,
+        command: Callable[[TherapyCase], CommandResult],
+        *,
+        clinics: Collection[str] | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        """Run one aggregate command on a case, saving what it records.
+
+        `command` is called with the freshly loaded case; on a lost race it is
+        called again with the new state, so it must only call the aggregate.
+        """
+
+        def attempt() -> Outcome:
+            case = self.get_case(case_id, clinics=clinics)
+            if expected_version is not None and case.version != expected_version:
+                raise VersionMismatchError(case.version)
+            was_final = case.is_final
+            result = command(case)
+            if result.replayed:
+                return Outcome(case, result, None)
+            aggregates: list[Any] = [case]
+            if case.is_final and not was_final:
+                ref: ClientReference = self.repository.get(
+                    self.reference_id(case.clinic_id, case.client_ref)
+                )
+                ref.release(case.id)
+                aggregates.append(ref)
+            recordings = self.save(*aggregates)
+            return Outcome(case, result, _position(recordings))
+
+        with self._case_lock(case_id):
+            return self._retrying(attempt)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        for n in range(self._attempts):
+            try:
+                return attempt()
+            except IntegrityError:
+                # Another process saved first: decide again against its state.
+                time.sleep(min(0.2, 0.005 * 2**n) * random.random())
+        raise BusyError("the case changed too often while this command was decided")
+
+    @contextmanager
+    def _case_lock(self, case_id: UUID) -> Iterator[None]:
+        lock = self._locks[case_id.int % LOCK_STRIPES]
+        with lock:
+            yield
+
+    # --- reads ---------------------------------------------------------------------
+
+    def get_case(
+        self,
+        case_id: UUID,
+        *,
+        version: int | None = None,
+        clinics: Collection[str] | None = None,
+    ) -> TherapyCase:
+        """The case now, or as it was at a version."""
+        try:
+            case: TherapyCase = self.repository.get(case_id, version=version)
+        except AggregateNotFoundError:
+            raise CaseNotFoundError(str(case_id)) from None
+        if not isinstance(case, TherapyCase) or (
+            clinics is not None and case.clinic_id not in clinics
+        ):
+            raise CaseNotFoundError(str(case_id))
+        return case
+
+    def case_events(
+        self, case_id: UUID, *, after_version: int = 0, limit: int | None = None
+    ) -> list[DomainEventProtocol[UUID]]:
+        """The case's events in version order."""
+        return list(
+            self.repository.event_store.get(case_id, gt=after_version, limit=limit)
+        )
+
+    def verify_chain(self, case_id: UUID) -> ChainCheck:
+        """Recompute the case's hash chain from its stored events."""
+        recorder: Any = self.recorder
+        chained: _ChainRecorder = recorder
+        stored = recorder.select_events(case_id)
+        return verify(stored, chained.select_hashes(case_id))
+
+    def _get_or_none(self, ref_id: UUID) -> ClientReference | None:
+        try:
+            ref: ClientReference = self.repository.get(ref_id)
+        except AggregateNotFoundError:
+            return None
+        return ref
+
+
+class VersionMismatchError(DomainError):
+    """Raised when a command expected another version of the case (If-Match)."""
+
+    def __init__(self, current: int) -> None:
+        self.current = current
+        super().__init__(f"the case is at version {current}")
+
+
+def _position(recordings: list[Any]) -> int | None:
+    return recordings[-1].notification.id if recordings else None

@@ -1,0 +1,14 @@
+"""The composition root's one recipe: settings in, a ready case application out."""
+
+from __future__ import annotations
+
+from ipt_workflow.application import CaseApplication
+from ipt_workflow.settings import Settings, ensure_sqlite_directory
+
+
+def build_application(settings: Settings) -> CaseApplication:
+    """The case application over the configured store; creates missing tables."""
+    ensure_sqlite_directory(settings)
+    env = settings.eventsourcing_env()
+    env["COMMAND_ATTEMPTS"] = str(settings.command_attempts)
+    return CaseApplication(env=env)

@@ -1,0 +1,122 @@
+"""Configuration: one typed Settings, rendered into eventsourcing's environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ipt_workflow.storage.cipher import parse_keys
+
+DEV_REFERENCE_KEY = "ipt-workflow-development-reference-key"
+
+
+class Settings(BaseSettings):
+    """Every setting, read from `IPT_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="IPT_", frozen=True, extra="ignore")
+
+    database_url: str = "sqlite:///./var/ipt-workflow.db"
+    """`sqlite:///path/to/file.db` or `postgresql://user:password@host:port/dbname`."""
+
+    cipher_key: SecretStr | None = None
+    """Base64 AES keys, comma-separated, newest first; unset: payloads in the clear."""
+
+    reference_key: SecretStr = SecretStr(DEV_REFERENCE_KEY)
+    """Secret for the keyed hash that turns a client_ref into an index id."""
+
+    postgres_pool_size: int = 5
+    postgres_max_overflow: int = 10
+    postgres_lock_timeout: int = 5
+    aggregate_cache_size: int = 1000
+    command_attempts: int = 10
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        backend_of(url)
+        return url
+
+    @field_validator("cipher_key")
+    @classmethod
+    def _valid_keys(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None:
+            parse_keys(key.get_secret_value())
+        return key
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgres"]:
+        return backend_of(self.database_url)
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The library's environment for the case application."""
+        env = {
+            "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
+            "AGGREGATE_CACHE_FASTFORWARD": "y",
+            "REFERENCE_KEY": self.reference_key.get_secret_value(),
+            # POSTGRES_ENABLE_DB_FUNCTIONS stays off: in 9.5.6 it lets commits land
+            # out of order and projections skip events (reference notes §7).
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        }
+        if self.cipher_key is not None:
+            env["CIPHER_TOPIC"] = "ipt_workflow.storage.cipher:KeyRingCipher"
+            env["CIPHER_KEY"] = self.cipher_key.get_secret_value()
+        if self.backend == "sqlite":
+            path = sqlite_path(self.database_url)
+            env |= {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "10",
+                "APPLICATION_RECORDER_TOPIC": (
+                    "ipt_workflow.storage.sqlite:ChainedSQLiteApplicationRecorder"
+                ),
+            }
+        else:
+            parts = urlsplit(self.database_url)
+            env |= {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": parts.path.lstrip("/"),
+                "POSTGRES_HOST": parts.hostname or "localhost",
+                "POSTGRES_PORT": str(parts.port or 5432),
+                "POSTGRES_USER": unquote(parts.username or ""),
+                "POSTGRES_PASSWORD": unquote(parts.password or ""),
+                "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
+                "POSTGRES_MAX_OVERFLOW": str(self.postgres_max_overflow),
+                "POSTGRES_LOCK_TIMEOUT": str(self.postgres_lock_timeout),
+                "POSTGRES_PRE_PING": "y",
+                "APPLICATION_RECORDER_TOPIC": (
+                    "ipt_workflow.storage.postgres:ChainedPostgresApplicationRecorder"
+                ),
+            }
+        return env
+
+
+def backend_of(url: str) -> Literal["sqlite", "postgres"]:
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        if not sqlite_path(url):
+            raise ValueError("a SQLite URL names a file: sqlite:///path/to/file.db")
+        return "sqlite"
+    if scheme in ("postgresql", "postgres"):
+        if not urlsplit(url).path.strip("/"):
+            raise ValueError("a PostgreSQL URL names a database: postgresql://…/dbname")
+        return "postgres"
+    raise ValueError(
+        f"IPT_DATABASE_URL must start sqlite:/// or postgresql://, not {scheme!r}"
+    )
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///./var/x.db` → `./var/x.db`; `sqlite:////abs/x.db` → `/abs/x.db`."""
+    return url.removeprefix("sqlite://").removeprefix("/")
+
+
+def ensure_sqlite_directory(settings: Settings) -> None:
+    """SQLite creates the file, not its folder."""
+    if settings.backend == "sqlite":
+        Path(sqlite_path(settings.database_url)).parent.mkdir(
+            parents=True, exist_ok=True
+        )

@@ -1,0 +1,76 @@
+"""The PostgreSQL application recorder with the hash chain in the same transaction.
+
+The library takes `LOCK TABLE ... IN EXCLUSIVE MODE` before inserting events, so the
+previous hash read here cannot change before this transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from ipt_workflow.storage.chain import link
+
+
+class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
+    """Stores each event's chain hash beside it, atomically."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.hashes_table_name = f"{events_table_name}_hashes"
+        self.check_identifier_length(self.hashes_table_name)
+        table = SQL("{0}.{1}").format(
+            Identifier(datastore.schema), Identifier(self.hashes_table_name)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0} ("
+                "originator_id {1} NOT NULL, "
+                "originator_version bigint NOT NULL, "
+                "hash bytea NOT NULL, "
+                "PRIMARY KEY (originator_id, originator_version))"
+            ).format(table, Identifier(datastore.originator_id_type))
+        )
+        self._select_previous = SQL(
+            "SELECT hash FROM {0} WHERE originator_id = %s AND originator_version = %s"
+        ).format(table)
+        self._insert_hash = SQL(
+            "INSERT INTO {0} (originator_id, originator_version, hash) "
+            "VALUES (%s, %s, %s)"
+        ).format(table)
+        self._select_hashes = SQL(
+            "SELECT originator_version, hash FROM {0} WHERE originator_id = %s"
+        ).format(table)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        # A cursor of our own: `curs` still holds the RETURNING ids the library reads.
+        with curs.connection.cursor() as own:
+
+            def previous(originator_id: UUID | str, version: int) -> bytes | None:
+                own.execute(self._select_previous, (originator_id, version))
+                row = own.fetchone()
+                return None if row is None else bytes(row["hash"])
+
+            links = link(stored_events, previous)
+            own.executemany(
+                self._insert_hash,
+                [(x.originator_id, x.originator_version, x.hash) for x in links],
+            )
+
+    def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
+        """The stored chain hashes of one aggregate, by version."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_hashes, (originator_id,))
+            return {row["originator_version"]: bytes(row["hash"]) for row in curs}

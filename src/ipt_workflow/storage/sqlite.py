@@ -1,0 +1,63 @@
+"""The SQLite application recorder, writing the hash chain in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from ipt_workflow.storage.chain import link
+
+HASHES_TABLE = "event_hashes"
+
+
+def _key(originator_id: UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, UUID) else originator_id
+
+
+class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    """Stores each event's chain hash beside it, atomically."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {HASHES_TABLE} ("
+            "originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, "
+            "hash BLOB NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+
+        def previous(originator_id: UUID | str, version: int) -> bytes | None:
+            c.execute(
+                f"SELECT hash FROM {HASHES_TABLE} "
+                "WHERE originator_id=? AND originator_version=?",
+                (_key(originator_id), version),
+            )
+            row = c.fetchone()
+            return None if row is None else bytes(row[0])
+
+        links = link(stored_events, previous)
+        c.executemany(
+            f"INSERT INTO {HASHES_TABLE} VALUES (?,?,?)",
+            [(_key(x.originator_id), x.originator_version, x.hash) for x in links],
+        )
+        return ids
+
+    def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
+        """The stored chain hashes of one aggregate, by version."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_version, hash FROM {HASHES_TABLE} "
+                "WHERE originator_id=?",
+                (_key(originator_id),),
+            )
+            return {row[0]: bytes(row[1]) for row in c.fetchall()}
