@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ipt_workflow.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,11 +35,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _db_init() -> int:
-    from ipt_workflow.bootstrap import build_application
+def _settings() -> Settings:
+    """The settings from the environment, or exit 2 naming what is wrong."""
+    from pydantic import ValidationError
+
     from ipt_workflow.settings import Settings
 
-    settings = Settings()
+    try:
+        return Settings()
+    except ValidationError as invalid:
+        for error in invalid.errors():
+            name = "IPT_" + "_".join(str(p) for p in error["loc"]).upper()
+            sys.stderr.write(f"configuration error: {name}: {error['msg']}\n")
+        raise SystemExit(2) from None
+
+
+def _db_init() -> int:
+    from ipt_workflow.bootstrap import build_application
+
+    settings = _settings()
     app = build_application(settings)
     app.close()
     sys.stdout.write(f"tables ready ({settings.backend})\n")
