@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -26,6 +26,7 @@ from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
 from ipt_workflow.domain.client_reference import ClientReference
 from ipt_workflow.domain.rules import DomainError
 from ipt_workflow.storage.chain import ChainCheck, verify
+from ipt_workflow.storage.idempotency import IdempotencyRecord
 
 T = TypeVar("T")
 LOCK_STRIPES = 64
@@ -47,18 +48,49 @@ class BusyError(DomainError):
     """Raised when a command lost every race for a case and was not recorded."""
 
 
-class _ChainRecorder(Protocol):
+class IdempotencyKeyReusedError(DomainError):
+    """Raised when an idempotency key comes back with a different request."""
+
+
+class _Recorder(Protocol):
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]: ...
+    def select_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+    def position_of(self, originator_id: UUID | str, version: int) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """A request's idempotency key, its scope (the clinic) and what it asked."""
+
+    scope: str
+    key: str
+    request_digest: str
+    status: int
+
+    def record(self, case: TherapyCase) -> IdempotencyRecord:
+        return IdempotencyRecord(
+            self.scope,
+            self.key,
+            self.request_digest,
+            case.id,
+            case.version,
+            self.status,
+        )
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The case after a command, what the command returned, and its log position."""
+    """The case after a command, what the command returned, and its log position.
+
+    `status` is set when this answers a retried request: the status of the first
+    answer.
+    """
 
     case: TherapyCase
     result: CommandResult
     position: int | None
     created: bool = False
+    status: int | None = None
 
 
 class CaseApplication(Application[UUID]):
@@ -95,10 +127,13 @@ class CaseApplication(Application[UUID]):
         client_age: int,
         clinician_id: str,
         prior_episodes: int = 0,
+        idempotency: IdempotencyClaim | None = None,
     ) -> Outcome:
         """Open a case, or return this client's open case if it has the same data."""
 
         def attempt() -> Outcome:
+            if idempotency is not None and (done := self._answered(idempotency)):
+                return done
             case = TherapyCase.open(
                 ctx,
                 clinic_id=clinic_id,
@@ -116,10 +151,9 @@ class CaseApplication(Application[UUID]):
                 ref = ClientReference.register(ref_id, case.id)
             else:
                 ref.claim(case.id)
-            recordings = self.save(case, ref)
-            return Outcome(
-                case, CommandResult(case.version), _position(recordings), True
-            )
+            recordings = self.save(case, ref, idempotency=_record(idempotency, case))
+            position = _position(recordings, case.id)
+            return Outcome(case, CommandResult(case.version), position, True)
 
         return self._retrying(attempt)
 
@@ -131,7 +165,11 @@ class CaseApplication(Application[UUID]):
         )
         if not same:
             raise CaseConflictError(case_id)
-        return Outcome(open_case, CommandResult(open_case.version, replayed=True), None)
+        return Outcome(
+            open_case,
+            CommandResult(open_case.version, replayed=True),
+            self.position_of(case_id, open_case.version),
+        )
 
     # --- commands ----------------------------------------------------------------
 
@@ -142,6 +180,7 @@ class CaseApplication(Application[UUID]):
         *,
         clinics: Collection[str] | None = None,
         expected_version: int | None = None,
+        idempotency: IdempotencyClaim | None = None,
     ) -> Outcome:
         """Run one aggregate command on a case, saving what it records.
 
@@ -150,13 +189,20 @@ class CaseApplication(Application[UUID]):
         """
 
         def attempt() -> Outcome:
+            if idempotency is not None and (done := self._answered(idempotency)):
+                if done.case.id != case_id:
+                    raise IdempotencyKeyReusedError(idempotency.key)
+                return done
             case = self.get_case(case_id, clinics=clinics)
             if expected_version is not None and case.version != expected_version:
                 raise VersionMismatchError(case.version)
             was_final = case.is_final
             result = command(case)
             if result.replayed:
-                return Outcome(case, result, None)
+                earlier = self.get_case(case_id, version=result.version)
+                return Outcome(
+                    earlier, result, self.position_of(case_id, result.version)
+                )
             aggregates: list[Any] = [case]
             if case.is_final and not was_final:
                 ref: ClientReference = self.repository.get(
@@ -164,11 +210,36 @@ class CaseApplication(Application[UUID]):
                 )
                 ref.release(case.id)
                 aggregates.append(ref)
-            recordings = self.save(*aggregates)
-            return Outcome(case, result, _position(recordings))
+            recordings = self.save(*aggregates, idempotency=_record(idempotency, case))
+            return Outcome(case, result, _position(recordings, case.id))
 
         with self._case_lock(case_id):
             return self._retrying(attempt)
+
+    def _answered(self, claim: IdempotencyClaim) -> Outcome | None:
+        """The first answer to a retried request, or None if the key is new."""
+        found = self._recorder.select_idempotency(claim.scope, claim.key)
+        if found is None:
+            return None
+        if found.request_digest != claim.request_digest:
+            raise IdempotencyKeyReusedError(claim.key)
+        case = self.get_case(found.case_id, version=found.version)
+        session = case.applied_commands.get(claim.key, {}).get("session_number")
+        return Outcome(
+            case,
+            CommandResult(found.version, replayed=True, session_number=session),
+            self.position_of(found.case_id, found.version),
+            status=found.status,
+        )
+
+    @property
+    def _recorder(self) -> _Recorder:
+        recorder: Any = self.recorder
+        return cast(_Recorder, recorder)
+
+    def position_of(self, case_id: UUID, version: int) -> int | None:
+        """The log position of a case's event at a version."""
+        return self._recorder.position_of(case_id, version)
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         for n in range(self._attempts):
@@ -215,10 +286,8 @@ class CaseApplication(Application[UUID]):
 
     def verify_chain(self, case_id: UUID) -> ChainCheck:
         """Recompute the case's hash chain from its stored events."""
-        recorder: Any = self.recorder
-        chained: _ChainRecorder = recorder
-        stored = recorder.select_events(case_id)
-        return verify(stored, chained.select_hashes(case_id))
+        stored = self.recorder.select_events(case_id)
+        return verify(stored, self._recorder.select_hashes(case_id))
 
     def _get_or_none(self, ref_id: UUID) -> ClientReference | None:
         try:
@@ -236,5 +305,15 @@ class VersionMismatchError(DomainError):
         super().__init__(f"the case is at version {current}")
 
 
-def _position(recordings: list[Any]) -> int | None:
-    return recordings[-1].notification.id if recordings else None
+def _record(
+    claim: IdempotencyClaim | None, case: TherapyCase
+) -> IdempotencyRecord | None:
+    return None if claim is None else claim.record(case)
+
+
+def _position(recordings: list[Any], case_id: UUID) -> int | None:
+    """The log position of the case's last new event."""
+    ids = [
+        r.notification.id for r in recordings if r.domain_event.originator_id == case_id
+    ]
+    return ids[-1] if ids else None

@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     reference_key: SecretStr = SecretStr(DEV_REFERENCE_KEY)
     """Secret for the keyed hash that turns a client_ref into an index id."""
 
+    dev: bool = False
+    """Development mode: three fixed tokens for demo-clinic, no cipher key needed."""
+
+    rate_limit_per_second: float = 20.0
+    """Sustained requests per second per token (0: no limit)."""
+
+    rate_limit_burst: float = 100.0
+    """Requests a token may send at once before the sustained rate applies."""
+
     postgres_pool_size: int = 5
     postgres_max_overflow: int = 10
     postgres_lock_timeout: int = 5

@@ -17,6 +17,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ipt_workflow.storage.chain import link
+from ipt_workflow.storage.idempotency import IdempotencyRecord
 
 
 class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
@@ -50,6 +51,29 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         self._select_hashes = SQL(
             "SELECT originator_version, hash FROM {0} WHERE originator_id = %s"
         ).format(table)
+        keys = SQL("{0}.{1}").format(
+            Identifier(datastore.schema), Identifier(f"{events_table_name}_keys")
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0} ("
+                "scope text NOT NULL, key text NOT NULL, request_digest text NOT NULL, "
+                "case_id uuid NOT NULL, version bigint NOT NULL, status int NOT NULL, "
+                "PRIMARY KEY (scope, key))"
+            ).format(keys)
+        )
+        self._insert_key = SQL(
+            "INSERT INTO {0} (scope, key, request_digest, case_id, version, status) "
+            "VALUES (%s, %s, %s, %s, %s, %s)"
+        ).format(keys)
+        self._select_key = SQL(
+            "SELECT request_digest, case_id, version, status FROM {0} "
+            "WHERE scope = %s AND key = %s"
+        ).format(keys)
+        self._select_position = SQL(
+            "SELECT notification_id FROM {0}.{1} "
+            "WHERE originator_id = %s AND originator_version = %s"
+        ).format(Identifier(datastore.schema), Identifier(events_table_name))
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -68,9 +92,45 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
                 self._insert_hash,
                 [(x.originator_id, x.originator_version, x.hash) for x in links],
             )
+            record: IdempotencyRecord | None = kwargs.get("idempotency")
+            if record is not None:
+                own.execute(
+                    self._insert_key,
+                    (
+                        record.scope,
+                        record.key,
+                        record.request_digest,
+                        record.case_id,
+                        record.version,
+                        record.status,
+                    ),
+                )
 
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
         """The stored chain hashes of one aggregate, by version."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self._select_hashes, (originator_id,))
             return {row["originator_version"]: bytes(row["hash"]) for row in curs}
+
+    def select_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
+        """The stored answer for an idempotency key, if any."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_key, (scope, key))
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            scope,
+            key,
+            row["request_digest"],
+            row["case_id"],
+            row["version"],
+            row["status"],
+        )
+
+    def position_of(self, originator_id: UUID | str, version: int) -> int | None:
+        """The log position of one stored event."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_position, (originator_id, version))
+            row = curs.fetchone()
+        return None if row is None else int(row["notification_id"])

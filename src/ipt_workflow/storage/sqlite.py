@@ -10,8 +10,10 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ipt_workflow.storage.chain import link
+from ipt_workflow.storage.idempotency import IdempotencyRecord
 
 HASHES_TABLE = "event_hashes"
+KEYS_TABLE = "idempotency_keys"
 
 
 def _key(originator_id: UUID | str) -> str:
@@ -29,6 +31,10 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             "originator_version INTEGER NOT NULL, "
             "hash BLOB NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} ("
+            "scope TEXT NOT NULL, key TEXT NOT NULL, request_digest TEXT NOT NULL, "
+            "case_id TEXT NOT NULL, version INTEGER NOT NULL, status INTEGER NOT NULL, "
+            "PRIMARY KEY (scope, key)) WITHOUT ROWID",
         ]
 
     def _insert_events(
@@ -50,6 +56,19 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             f"INSERT INTO {HASHES_TABLE} VALUES (?,?,?)",
             [(_key(x.originator_id), x.originator_version, x.hash) for x in links],
         )
+        record: IdempotencyRecord | None = kwargs.get("idempotency")
+        if record is not None:
+            c.execute(
+                f"INSERT INTO {KEYS_TABLE} VALUES (?,?,?,?,?,?)",
+                (
+                    record.scope,
+                    record.key,
+                    record.request_digest,
+                    record.case_id.hex,
+                    record.version,
+                    record.status,
+                ),
+            )
         return ids
 
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
@@ -61,3 +80,27 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 (_key(originator_id),),
             )
             return {row[0]: bytes(row[1]) for row in c.fetchall()}
+
+    def select_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
+        """The stored answer for an idempotency key, if any."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT request_digest, case_id, version, status "
+                f"FROM {KEYS_TABLE} WHERE scope=? AND key=?",
+                (scope, key),
+            )
+            row = c.fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(scope, key, row[0], UUID(row[1]), row[2], row[3])
+
+    def position_of(self, originator_id: UUID | str, version: int) -> int | None:
+        """The log position of one stored event."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid FROM {self.events_table_name} "
+                "WHERE originator_id=? AND originator_version=?",
+                (_key(originator_id), version),
+            )
+            row = c.fetchone()
+        return None if row is None else int(row[0])

@@ -1,0 +1,133 @@
+"""The app factory: the composition root of the HTTP API. Nothing is built at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ipt_workflow.api import errors
+from ipt_workflow.api.deps import RateLimiter, Services
+from ipt_workflow.api.routes import cases, health
+from ipt_workflow.bootstrap import build_application, build_key_store
+from ipt_workflow.settings import Settings
+
+MAX_BODY = 1024 * 1024
+
+DESCRIPTION = """
+Treatment records of Interpersonal Psychotherapy (IPT) cases, kept to the protocol.
+
+Every error is `application/problem+json` with a machine-readable `code`; a refused
+command lists every unmet rule in `violations`. Send `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """The API over the configured store; the lifespan builds the services."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = services or build_services(settings)
+        app.state.services = built
+        try:
+            yield
+        finally:
+            if services is None:
+                built.cases.close()
+                built.keys.close()
+
+    app = FastAPI(
+        title="ipt-workflow",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(cases.router)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimit)
+    _add_problem_schema(app)
+    return app
+
+
+def build_services(settings: Settings) -> Services:
+    return Services(
+        settings=settings,
+        cases=build_application(settings),
+        keys=build_key_store(settings),
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The factory uvicorn calls in each worker process."""
+    return create_app(Settings())
+
+
+class BodyLimit:
+    """Refuse bodies over 1 MiB with 413, before they are read whole."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            await _too_large(scope, receive, send, bad=not length.isdigit())
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(scope, receive, send, bad=False)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, *, bad: bool) -> None:
+    if bad:
+        response = errors.problem(400, "bad_request", "Content-Length is not a number.")
+    else:
+        response = errors.problem(413, "payload_too_large", "The body is over 1 MiB.")
+    await response(scope, receive, send)
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    from ipt_workflow.api.schemas import Problem
+
+    original: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        schema["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"}
+        }
+        schema["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,181 @@
+"""Dependencies of the routes: who is calling, what they may do, and the services."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from ipt_workflow.api.errors import ApiError
+from ipt_workflow.application import CaseApplication
+from ipt_workflow.settings import Settings
+from ipt_workflow.storage.keys import ApiKey, KeyStore, Role
+
+DEV_CLINIC = "demo-clinic"
+DEV_TOKENS: dict[str, ApiKey] = {
+    f"dev-{role}": ApiKey(f"dev-{role}", role, (DEV_CLINIC,), f"dev-{role}", "")
+    for role in ("clinician", "auditor", "ops")
+}
+KEY_CACHE_SECONDS = 5.0
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    actor: str
+    role: Role
+    clinics: frozenset[str] | None
+    """None: every clinic."""
+    token_id: str
+
+    def covers(self, clinic_id: str) -> bool:
+        return self.clinics is None or clinic_id in self.clinics
+
+    @property
+    def home_clinic(self) -> str:
+        """A clinician's one clinic, where its idempotency keys and new cases live."""
+        assert self.clinics is not None and len(self.clinics) == 1
+        return next(iter(self.clinics))
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per API token, in this process."""
+
+    per_second: float
+    burst: float
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, token_id: str) -> None:
+        if self.per_second <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            tokens, since = self._buckets.get(token_id, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - since) * self.per_second)
+            if tokens < 1:
+                wait = max(1, int((1 - tokens) / self.per_second + 0.999))
+                self._buckets[token_id] = (tokens, now)
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    "Too many requests for this token.",
+                    headers={"Retry-After": str(wait)},
+                )
+            self._buckets[token_id] = (tokens - 1, now)
+
+
+@dataclass
+class Services:
+    """What the composition root built, shared by every request."""
+
+    settings: Settings
+    cases: CaseApplication
+    keys: KeyStore
+    limiter: RateLimiter
+    _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
+
+    def find_key(self, token: str) -> ApiKey | None:
+        if self.settings.dev and token in DEV_TOKENS:
+            return DEV_TOKENS[token]
+        now = time.monotonic()
+        cached = self._cache.get(token)
+        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
+            return cached[1]
+        key = self.keys.find(token)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token] = (now, key)
+        return key
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def authenticate(
+    svc: ServicesDep,
+    authorization: Annotated[
+        str | None, Header(description="`Bearer <token>`", include_in_schema=False)
+    ] = None,
+) -> Principal:
+    if not authorization:
+        raise _unauthorized("An Authorization: Bearer <token> header is required.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("The Authorization header must be `Bearer <token>`.")
+    key = svc.find_key(token.strip())
+    if key is None:
+        raise _unauthorized("This token is unknown or revoked.")
+    svc.limiter.check(key.key_id)
+    return Principal(
+        actor=key.actor,
+        role=key.role,
+        clinics=None if key.all_clinics else frozenset(key.clinics),
+        token_id=key.key_id,
+    )
+
+
+def _unauthorized(detail: str) -> ApiError:
+    return ApiError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that lets only these roles through, before any lookup."""
+
+    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in roles:
+            allowed = " or ".join(roles)
+            raise ApiError(403, "forbidden", f"This route is for the {allowed} role.")
+        return principal
+
+    return check
+
+
+Clinician = Annotated[Principal, Depends(require("clinician"))]
+Reader = Annotated[Principal, Depends(require("clinician", "auditor"))]
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1–200 printable characters; a retry with the same key and "
+            "body returns the first answer",
+        ),
+    ] = None,
+) -> str | None:
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(
+            400, "bad_request", "Idempotency-Key must be 1–200 printable characters."
+        )
+    return key
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(alias="If-Match", description='the case version as a strong ETag: "12"'),
+    ] = None,
+) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = re.fullmatch(r'\s*"(\d{1,12})"\s*', if_match)
+    if match is None:
+        raise ApiError(
+            400, "bad_request", 'If-Match must be a strong ETag such as "12".'
+        )
+    return int(match.group(1))

@@ -1,0 +1,252 @@
+"""The one place that turns errors into RFC 9457 problem+json answers (api.md)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from eventsourcing.persistence import InterfaceError, OperationalError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ipt_workflow.application import (
+    BusyError,
+    CaseConflictError,
+    CaseNotFoundError,
+    IdempotencyKeyReusedError,
+    VersionMismatchError,
+)
+from ipt_workflow.domain.rules import CommandIdReused, GuardFailed, InvalidInput
+
+PROBLEM = "application/problem+json"
+
+TITLES = {
+    "bad_request": "The request is malformed",
+    "unauthorized": "A valid API token is required",
+    "forbidden": "This role may not use this route",
+    "not_found": "Not found",
+    "method_not_allowed": "This method is not allowed here",
+    "guard_failed": "A rule of the protocol refuses this command",
+    "conflict": "An open case already has this client_ref with other data",
+    "version_mismatch": "The case has moved on from the version in If-Match",
+    "payload_too_large": "The body is larger than 1 MiB",
+    "validation_failed": "The request does not fit the schema",
+    "idempotency_key_reused": "This Idempotency-Key was used for another request",
+    "rate_limited": "Too many requests for this token",
+    "unavailable": "The service cannot reach its database; nothing was written",
+    "projection_lagging": "The read models have not caught up yet",
+    "internal_error": "An unexpected error; nothing was written",
+}
+
+
+class ApiError(Exception):
+    """Raised by the API layer for an answer that is not the domain's to give."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": TITLES.get(code, code),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "header", "path")]
+    field = ""
+    for p in parts:
+        field += f"[{p}]" if p.isdigit() else (f".{p}" if field else p)
+    return field or "body"
+
+
+def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") in ("json_invalid", "json_type") for e in errors):
+        return problem(400, "bad_request", "The body is not valid JSON.")
+    if any(e.get("loc", ("",))[0] == "path" for e in errors):
+        return problem(404, "not_found", "No such resource.")
+    fields = [
+        {"field": _field(e.get("loc", ())), "message": str(e.get("msg"))}
+        for e in errors
+    ]
+    return problem(
+        422,
+        "validation_failed",
+        f"{len(fields)} field(s) do not fit the schema.",
+        errors=fields,
+    )
+
+
+def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return problem(404, "not_found", "No such resource.")
+    if exc.status_code == 405:
+        return problem(405, "method_not_allowed", "This method is not allowed here.")
+    code = "bad_request" if exc.status_code == 400 else "internal_error"
+    return problem(exc.status_code, code, str(exc.detail))
+
+
+def _api(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return problem(exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
+
+
+def _guard(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GuardFailed)
+    violations = [{"rule": v.rule, "message": v.message} for v in exc.violations]
+    n = len(violations)
+    return problem(
+        409,
+        "guard_failed",
+        f"{n} rule{'s are' if n > 1 else ' is'} not met.",
+        violations=violations,
+    )
+
+
+def _invalid(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidInput)
+    errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    return problem(
+        422,
+        "validation_failed",
+        f"{len(errors)} field(s) are not valid.",
+        errors=errors,
+    )
+
+
+def _not_found(_: Request, _exc: Exception) -> JSONResponse:
+    return problem(404, "not_found", "No such case.")
+
+
+def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CaseConflictError)
+    return problem(
+        409,
+        "conflict",
+        "An open case already has this client_ref with other data.",
+        headers={"Location": f"/cases/{exc.case_id}"},
+        case_id=str(exc.case_id),
+    )
+
+
+def _version(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VersionMismatchError)
+    return problem(
+        412,
+        "version_mismatch",
+        f"The case is at version {exc.current}.",
+        headers={"ETag": f'"{exc.current}"'},
+    )
+
+
+def _reused(_: Request, _exc: Exception) -> JSONResponse:
+    return problem(
+        422,
+        "idempotency_key_reused",
+        "This Idempotency-Key was already used with a different request.",
+    )
+
+
+def _busy(_: Request, _exc: Exception) -> JSONResponse:
+    return problem(
+        503,
+        "unavailable",
+        "The case changed too often while this command was decided; retry.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _unavailable(_: Request, _exc: Exception) -> JSONResponse:
+    return problem(
+        503,
+        "unavailable",
+        "The database cannot be reached; nothing was written.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _internal(_: Request, _exc: Exception) -> JSONResponse:
+    return problem(500, "internal_error", "An unexpected error; nothing was written.")
+
+
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+)
+
+
+def install(app: FastAPI) -> None:
+    """Register every mapping on the app."""
+    handlers: list[tuple[type[Exception], Any]] = [
+        (RequestValidationError, _validation),
+        (StarletteHTTPException, _http),
+        (ApiError, _api),
+        (GuardFailed, _guard),
+        (InvalidInput, _invalid),
+        (CaseNotFoundError, _not_found),
+        (CaseConflictError, _conflict),
+        (VersionMismatchError, _version),
+        (CommandIdReused, _reused),
+        (IdempotencyKeyReusedError, _reused),
+        (BusyError, _busy),
+        *[(kind, _unavailable) for kind in DATABASE_DOWN],
+        (Exception, _internal),
+    ]
+    for kind, handler in handlers:
+        app.add_exception_handler(kind, handler)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem answers a route can give."""
+    described = {
+        400: "Malformed JSON, invalid UTF-8 or a malformed header",
+        401: "No token, or an unknown token",
+        403: "This role may not use this route",
+        404: "Unknown case, or a case of another clinic",
+        409: "A rule refuses the command (guard_failed), or conflict",
+        412: "If-Match names a version that is not the current one",
+        413: "The body is over 1 MiB",
+        422: "The body does not fit the schema, or the Idempotency-Key was reused",
+        429: "Too many requests for this token",
+        503: "The database cannot be reached, or the read models lag",
+    }
+    return {
+        s: {
+            "description": described[s],
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }

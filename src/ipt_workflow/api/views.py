@@ -1,0 +1,108 @@
+"""How a case and its history look over HTTP (api.md, The case representation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.machine import Phase
+
+_META = {
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "recorded_by",
+    "on_behalf_of",
+    "command_id",
+    "command_digest",
+}
+
+
+def _measure(m: dict[str, Any] | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    return {k: m[k] for k in ("instrument", "score", "measured_on")}
+
+
+def case_view(case: TherapyCase, position: int | None) -> dict[str, Any]:
+    """The case representation, with every transition's why-not."""
+    focus = case.focus
+    return {
+        "id": str(case.id),
+        "clinic_id": case.clinic_id,
+        "client_ref": case.client_ref,
+        "protocol": case.protocol_id,
+        "clinician_id": case.clinician_id,
+        "client_age": case.client_age,
+        "prior_episodes": case.prior_episodes,
+        "phase": case.phase,
+        "version": case.version,
+        "position": position,
+        "sessions_held": {
+            "beginning": case.counted_sessions(Phase.beginning),
+            "middle": case.counted_sessions(Phase.middle),
+            "end": case.counted_sessions(Phase.end),
+            "total": case.counted_sessions(),
+            "follow_up": case.follow_up_sessions_held,
+        },
+        "contract": case.contract,
+        "sessions_remaining": case.sessions_remaining,
+        "focus": None
+        if focus is None
+        else {k: focus[k] for k in ("primary_area", "secondary_area", "dispute_stage")},
+        "baseline": _measure(case.baseline),
+        "latest_measure": _measure(case.latest_measure),
+        "outcome": case.outcome,
+        "follow_up_offer": case.follow_up_offer,
+        "follow_up_contract": case.follow_up_contract,
+        "deviations": case.deviations,
+        "transitions": {
+            t.value: {
+                "allowed": not reasons,
+                "reasons": [{"rule": r.rule, "message": r.message} for r in reasons],
+            }
+            for t, reasons in case.why_not().items()
+        },
+    }
+
+
+def session_view(case: TherapyCase, number: int | None) -> dict[str, Any]:
+    """The session a command just recorded: by number, or the last one recorded."""
+    if number is None:
+        session = case.sessions[-1]
+    else:
+        follow_up = case.phase == Phase.follow_up
+        session = next(
+            s
+            for s in reversed(case.sessions)
+            if s["number"] == number and s["follow_up"] == follow_up
+        )
+    return {k: v for k, v in session.items() if k != "voided"}
+
+
+def missed_view(case: TherapyCase) -> dict[str, Any]:
+    missed = case.missed_sessions[-1]
+    return {
+        "number": None,
+        "follow_up": missed["phase"] == Phase.follow_up,
+        "kind": "therapy",
+        "phase": missed["phase"],
+        "missed": True,
+        "scheduled_on": missed["scheduled_on"],
+        "reason": missed["reason"],
+    }
+
+
+def history_item(event: Any) -> dict[str, Any]:
+    """One event as an auditor reads it: its public type name and its facts."""
+    facts = {k: v for k, v in vars(event).items() if k not in _META}
+    return {
+        "version": event.originator_version,
+        "type": type(event).__name__,
+        "occurred_at": event.timestamp.isoformat(),
+        "recorded_by": event.recorded_by,
+        "on_behalf_of": event.on_behalf_of,
+        "command_id": event.command_id,
+        "data": facts,
+    }
