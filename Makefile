@@ -13,7 +13,8 @@ $(READY): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(READY)
 
-run: demo
+run: $(READY)
+	$(BIN)/ipt-workflow serve --dev
 
 demo: $(READY)
 	$(BIN)/ipt-workflow demo

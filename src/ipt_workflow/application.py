@@ -106,7 +106,7 @@ class CaseApplication(Application[UUID]):
             raise OSError("REFERENCE_KEY is required")
         self._reference_key = key.encode()
         self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
-        self._attempts = int(self.env.get("COMMAND_ATTEMPTS") or 10)
+        self._attempts = int(self.env.get("COMMAND_ATTEMPTS") or 30)
 
     # --- opening ----------------------------------------------------------------
 
@@ -247,7 +247,7 @@ class CaseApplication(Application[UUID]):
                 return attempt()
             except IntegrityError:
                 # Another process saved first: decide again against its state.
-                time.sleep(min(0.2, 0.005 * 2**n) * random.random())
+                time.sleep(min(0.05, 0.001 * 2**n) * random.random())
         raise BusyError("the case changed too often while this command was decided")
 
     @contextmanager

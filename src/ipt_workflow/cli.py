@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -11,28 +12,61 @@ if TYPE_CHECKING:
     from ipt_workflow.settings import Settings
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one `ipt-workflow` command."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipt-workflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="drive a demo course of every protocol")
     commands.add_parser("diagram", help="print docs/phases.md from the phase machine")
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="accept the dev tokens for demo-clinic; no cipher key needed",
+    )
+
     db = commands.add_parser("db", help="database administration")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("init", help="create the tables (also done on first start)")
-    args = parser.parse_args(argv)
 
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    add = key_commands.add_parser("add", help="create a key and print its token once")
+    add.add_argument("--role", required=True, choices=["clinician", "auditor", "ops"])
+    add.add_argument(
+        "--clinic",
+        action="append",
+        required=True,
+        help="a clinic the key covers; repeat for several, or '*' for all",
+    )
+    add.add_argument("--actor", required=True, help="who uses the key")
+    key_commands.add_parser("list", help="list keys (never their tokens)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `ipt-workflow` command."""
+    args = _parser().parse_args(argv)
     if args.command == "demo":
         from ipt_workflow.demo import run_demo
 
         run_demo(sys.stdout)
-    elif args.command == "diagram":
+        return 0
+    if args.command == "diagram":
         from ipt_workflow.diagram import phases_markdown
 
         sys.stdout.write(phases_markdown())
-    elif args.command == "db":
+        return 0
+    if args.command == "db":
         return _db_init()
-    return 0
+    if args.command == "keys":
+        return _keys(args)
+    return _serve(args)
 
 
 def _settings() -> Settings:
@@ -51,13 +85,121 @@ def _settings() -> Settings:
 
 
 def _db_init() -> int:
-    from ipt_workflow.bootstrap import build_application
+    from ipt_workflow.bootstrap import build_application, build_key_store
 
     settings = _settings()
-    app = build_application(settings)
-    app.close()
+    build_application(settings).close()
+    build_key_store(settings).close()
     sys.stdout.write(f"tables ready ({settings.backend})\n")
     return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from ipt_workflow.bootstrap import build_key_store
+    from ipt_workflow.domain.inputs import IDENTIFIER
+    from ipt_workflow.storage.keys import ALL_CLINICS, make_key
+
+    store = build_key_store(_settings())
+    try:
+        if args.keys_command == "add":
+            clinics: list[str] = args.clinic
+            for clinic in clinics:
+                if clinic != ALL_CLINICS and not IDENTIFIER.fullmatch(clinic):
+                    sys.stderr.write(f"not a clinic id: {clinic!r}\n")
+                    return 2
+            if args.role == "clinician" and (
+                len(clinics) != 1 or ALL_CLINICS in clinics
+            ):
+                sys.stderr.write("a clinician key names exactly one clinic\n")
+                return 2
+            if not IDENTIFIER.fullmatch(args.actor):
+                sys.stderr.write(
+                    "--actor must be 1–64 characters of A–Z a–z 0–9 . _ : -\n"
+                )
+                return 2
+            key, token = make_key(args.role, clinics, args.actor)
+            store.add(key, token)
+            sys.stdout.write(f"{token}\n")
+            sys.stderr.write(
+                f"key {key.key_id} for {key.actor} ({key.role}); "
+                "the token is shown only this once\n"
+            )
+        elif args.keys_command == "list":
+            for key in store.list():
+                state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+                sys.stdout.write(
+                    f"{key.key_id}\t{key.role}\t{','.join(key.clinics)}\t"
+                    f"{key.actor}\t{key.created_at}\t{state}\n"
+                )
+        elif not store.revoke(args.key_id):
+            sys.stderr.write(f"no active key {args.key_id}\n")
+            return 1
+        else:
+            sys.stdout.write(f"revoked {args.key_id}\n")
+        return 0
+    finally:
+        store.close()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.dev:
+        # Workers are separate processes: they read their settings from here.
+        os.environ["IPT_DEV"] = "true"
+    settings = _settings()
+    problems = production_problems(settings)
+    if problems:
+        for problem in problems:
+            sys.stderr.write(f"refusing to start: {problem}\n")
+        sys.stderr.write("(for trying the service out, use --dev)\n")
+        return 2
+    from ipt_workflow.bootstrap import build_application, build_key_store
+
+    build_application(settings).close()  # create tables once, not in every worker
+    build_key_store(settings).close()
+    base = f"http://{args.host}:{args.port}"
+    sys.stdout.write(f"ipt-workflow on {base} — interactive docs: {base}/docs\n")
+    if settings.dev:
+        sys.stdout.write(
+            "dev tokens for demo-clinic: dev-clinician, dev-auditor, dev-ops "
+            "(send `Authorization: Bearer dev-clinician`)\n"
+        )
+    sys.stdout.flush()
+    uvicorn.run(
+        "ipt_workflow.api.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
+    return 0
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Why the service may not serve real clients with these settings."""
+    if settings.dev:
+        return []
+    from ipt_workflow.bootstrap import build_key_store
+    from ipt_workflow.settings import DEV_REFERENCE_KEY
+
+    problems = []
+    if settings.cipher_key is None:
+        problems.append(
+            "IPT_CIPHER_KEY is not set: client data would be stored in clear"
+        )
+    if settings.reference_key.get_secret_value() == DEV_REFERENCE_KEY:
+        problems.append("IPT_REFERENCE_KEY is not set: the client index key is public")
+    store = build_key_store(settings)
+    try:
+        if not store.any_active():
+            problems.append(
+                "no API key exists: create one with `ipt-workflow keys add`"
+            )
+    finally:
+        store.close()
+    return problems
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     postgres_max_overflow: int = 10
     postgres_lock_timeout: int = 5
     aggregate_cache_size: int = 1000
-    command_attempts: int = 10
+    command_attempts: int = 30
+    """How often a command that lost a race for its case is decided again."""
 
     @field_validator("database_url")
     @classmethod

@@ -20,15 +20,15 @@ def tables(url: str) -> set[str]:
         with sqlite3.connect(sqlite_path(url)) as db:
             rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             return {r[0] for r in rows}
-    with psycopg.connect(url) as db:
-        rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")
-        return {r[0] for r in rows.fetchall()}
+    with psycopg.connect(url) as pg:
+        found = pg.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        return {r[0] for r in found.fetchall()}
 
 
 def test_db_init_creates_the_event_snapshot_and_chain_tables(database_url: str) -> None:
     env = {**os.environ, "IPT_DATABASE_URL": database_url}
 
-    done = subprocess.run(CLI + ["db", "init"], env=env, capture_output=True, text=True)
+    done = subprocess.run([*CLI, "db", "init"], env=env, capture_output=True, text=True)
 
     assert done.returncode == 0, done.stderr
     expected = (
@@ -43,7 +43,7 @@ def test_db_init_creates_the_sqlite_folder(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/new/folder/ipt.db"
     env = {**os.environ, "IPT_DATABASE_URL": url}
 
-    done = subprocess.run(CLI + ["db", "init"], env=env, capture_output=True, text=True)
+    done = subprocess.run([*CLI, "db", "init"], env=env, capture_output=True, text=True)
 
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "new" / "folder" / "ipt.db").exists()
@@ -52,7 +52,7 @@ def test_db_init_creates_the_sqlite_folder(tmp_path: Path) -> None:
 def test_a_malformed_database_url_is_refused_with_a_clear_message() -> None:
     env = {**os.environ, "IPT_DATABASE_URL": "mysql://somewhere/db"}
 
-    done = subprocess.run(CLI + ["db", "init"], env=env, capture_output=True, text=True)
+    done = subprocess.run([*CLI, "db", "init"], env=env, capture_output=True, text=True)
 
     assert done.returncode == 2
     assert "IPT_DATABASE_URL must start sqlite:/// or postgresql://" in done.stderr

@@ -535,8 +535,8 @@ class TherapyCase(Aggregate):
 
     @property
     def follow_up_offer(self) -> dict[str, Any] | None:
-        """The open offer, awaiting the client's decision."""
-        if self.offers and self.offers[-1]["decision"] is None:
+        """The open offer, awaiting the client's decision (none once the case ends)."""
+        if self.offers and self.offers[-1]["decision"] is None and not self.is_final:
             return {k: self.offers[-1][k] for k in ("kind", "offered_at", "automatic")}
         return None
 
@@ -685,10 +685,8 @@ class TherapyCase(Aggregate):
         inp = Input()
         primary = inp.code("primary_area", primary_area, ProblemArea)
         secondary = inp.optional_code("secondary_area", secondary_area, ProblemArea)
-        reason, note = (
-            inp.reason("secondary_reason", secondary_reason, SecondaryAreaReason, note)
-            if secondary_reason is not None
-            else (None, None)
+        reason, note = inp.optional_reason(
+            "secondary_reason", secondary_reason, SecondaryAreaReason, note
         )
         stage = inp.optional_code("dispute_stage", dispute_stage, DisputeStage)
         agreed = inp.flag("client_agreed", client_agreed)
@@ -1118,9 +1116,12 @@ class TherapyCase(Aggregate):
         self, kind: SessionKind, strategies: bool
     ) -> list[Violation]:
         phase = Phase(self.phase)
-        if kind != SessionKind.individual_post_group or phase != Phase.concluded:
-            if v := self._phase_violations("record_session"):
-                return v
+        post_group_after = (
+            kind == SessionKind.individual_post_group and phase == Phase.concluded
+        )
+        if not post_group_after:
+            if wrong := self._phase_violations("record_session"):
+                return wrong
             if phase == Phase.concluded:
                 return [
                     _wrong_phase("record_session", phase, "Only a post-group meeting")
@@ -1132,8 +1133,6 @@ class TherapyCase(Aggregate):
                     f"{self.protocol.title} has no {kind.value} sessions.",
                 )
             ]
-        if kind != SessionKind.therapy:
-            return self._meeting_violations(kind, phase)
         v = []
         if strategies and phase != Phase.middle:
             v.append(
@@ -1143,6 +1142,8 @@ class TherapyCase(Aggregate):
                     "sessions.",
                 )
             )
+        if kind != SessionKind.therapy:
+            return v + self._meeting_violations(kind, phase)
         if self.protocol.pre_group_meeting_required and not self.meetings(
             SessionKind.individual_pre_group
         ):
@@ -1572,13 +1573,7 @@ class TherapyCase(Aggregate):
         if (done := self._replayed(ctx, "close", params)) is not None:
             return done
         inp = Input()
-        code, note = (
-            inp.reason("reason", reason, CloseReason, note)
-            if reason is not None
-            else (None, None)
-        )
-        if reason is None and note is not None:
-            inp.fail("note", "a note may be given only with the reason 'other'")
+        code, note = inp.optional_reason("reason", reason, CloseReason, note)
         inp.check()
         phase = machine.decide(
             self, Transition.close, TransitionInput(reason=code and code.value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
@@ -78,6 +78,9 @@ class Input:
 
     def past_date(self, field: str, value: object, today: date) -> str | None:
         """A date no later than tomorrow, returned as `YYYY-MM-DD`."""
+        if isinstance(value, datetime):
+            self.fail(field, "must be a date without a time (YYYY-MM-DD)")
+            return None
         if isinstance(value, str):
             try:
                 value = date.fromisoformat(value)
@@ -106,6 +109,16 @@ class Input:
             self.fail("note", "a note may be given only with the reason 'other'")
             return code, None
         return code, note
+
+    def optional_reason(
+        self, field: str, value: object, codes: type[E], note: object
+    ) -> tuple[E | None, str | None]:
+        """Like `reason`, for a reason that may be left out (with no note then)."""
+        if value is not None:
+            return self.reason(field, value, codes, note)
+        if note is not None:
+            self.fail("note", "a note may be given only with the reason 'other'")
+        return None, None
 
 
 def _shown(value: object) -> str:

@@ -1,0 +1,282 @@
+"""Builders of TherapyCase aggregates in a given state, in memory, on a fixed day.
+
+Each builder drives a case through the aggregate's own commands, the way a clinic
+would, so a state built here is a state the rules allow. Every command gets a
+fresh CommandContext (and so a fresh command id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
+from ipt_workflow.domain.rules import GuardFailed, InvalidInput
+
+TODAY = date(2026, 3, 2)
+TOMORROW = TODAY + timedelta(days=1)
+DAY_AFTER_TOMORROW = TODAY + timedelta(days=2)
+
+PROTOCOL_NAMES = ("ipt", "ipt-a", "fb-ipt", "ipt-g", "ipt-b")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The version-1 parameters of one protocol, as domain.md §3 states them."""
+
+    name: str
+    typical_age: int
+    default_contract: int
+    beginning_max: int
+    end_min: int
+    end_max: int
+
+    @property
+    def middle_last(self) -> int:
+        """The last session number the middle phase takes at the default contract."""
+        return self.default_contract - self.end_min
+
+
+SPECS = {
+    spec.name: spec
+    for spec in (
+        Spec("ipt", 34, default_contract=16, beginning_max=3, end_min=2, end_max=3),
+        Spec("ipt-a", 15, default_contract=12, beginning_max=4, end_min=2, end_max=3),
+        Spec("fb-ipt", 9, default_contract=14, beginning_max=5, end_min=2, end_max=3),
+        Spec("ipt-g", 41, default_contract=20, beginning_max=5, end_min=2, end_max=5),
+        Spec("ipt-b", 52, default_contract=8, beginning_max=2, end_min=2, end_max=2),
+    )
+}
+
+
+def ctx(
+    command_id: str | None = None, on_behalf_of: str | None = None
+) -> CommandContext:
+    """A command context for today, with a fresh command id unless one is given."""
+    if command_id is None:
+        return CommandContext(
+            recorded_by="actor-1", today=TODAY, on_behalf_of=on_behalf_of
+        )
+    return CommandContext(
+        recorded_by="actor-1",
+        today=TODAY,
+        command_id=command_id,
+        on_behalf_of=on_behalf_of,
+    )
+
+
+def open_case(
+    protocol: str = "ipt",
+    age: int | None = None,
+    prior_episodes: int = 0,
+) -> TherapyCase:
+    """A case just opened under `protocol`, for a client of a suitable age."""
+    return TherapyCase.open(
+        ctx(),
+        clinic_id="clinic-1",
+        client_ref="client-1",
+        protocol=protocol,
+        client_age=SPECS[protocol.split("@")[0]].typical_age if age is None else age,
+        clinician_id="clinician-1",
+        prior_episodes=prior_episodes,
+    )
+
+
+def relationship(role: str = "partner", **flags: Any) -> dict[str, Any]:
+    return {"role": role, "closeness": 1, **flags}
+
+
+def record_inventory(case: TherapyCase, deceased: bool = False) -> CommandResult:
+    return case.record_inventory(
+        ctx(),
+        [
+            relationship("partner", conflict=True),
+            relationship("mother", deceased=deceased),
+        ],
+    )
+
+
+def agree_focus(
+    case: TherapyCase, area: str = "role_transition", **details: Any
+) -> CommandResult:
+    return case.agree_focus(ctx(), area, True, **details)
+
+
+def measure(
+    case: TherapyCase, score: int, instrument: str = "phq9", on: date = TODAY
+) -> CommandResult:
+    return case.record_measure(ctx(), instrument, score, on)
+
+
+def session(
+    case: TherapyCase,
+    kind: str = "therapy",
+    attendees: Sequence[str] = ("client",),
+    strategies: Sequence[str] = (),
+    communication_aspects: Sequence[str] = (),
+    held_on: date = TODAY,
+    minutes: int = 50,
+) -> CommandResult:
+    return case.record_session(
+        ctx(),
+        held_on,
+        minutes,
+        "in_person",
+        list(attendees),
+        kind=kind,
+        strategies=list(strategies),
+        communication_aspects=list(communication_aspects),
+    )
+
+
+def sessions(case: TherapyCase, count: int, **details: Any) -> list[int | None]:
+    """Hold `count` sessions; the numbers the case gave them."""
+    return [session(case, **details).session_number for _ in range(count)]
+
+
+def sessions_until_refused(
+    case: TherapyCase, **details: Any
+) -> tuple[list[int | None], list[str]]:
+    """Hold sessions until the case refuses one: the numbers it gave, and the
+    rules of the refusal."""
+    numbers: list[int | None] = []
+    for _ in range(40):
+        try:
+            numbers.append(session(case, **details).session_number)
+        except GuardFailed as refused:
+            return numbers, rules_of(refused)
+    raise AssertionError("the case never refused a session")
+
+
+def first_session(case: TherapyCase) -> CommandResult:
+    """The first counted session, with what the protocol needs around it."""
+    if case.protocol.name == "ipt-g":
+        session(case, kind="individual_pre_group")
+    if case.protocol.name == "fb-ipt":
+        return session(case, attendees=("client", "parent"))
+    return session(case)
+
+
+def beginning_ready(
+    protocol: str = "ipt",
+    baseline: int = 20,
+    instrument: str = "phq9",
+    prior_episodes: int = 0,
+    contract: int | None = None,
+) -> TherapyCase:
+    """A case in the beginning phase that meets every rule of start_middle."""
+    case = open_case(protocol, prior_episodes=prior_episodes)
+    record_inventory(case)
+    agree_focus(case)
+    case.agree_contract(ctx(), contract)
+    measure(case, baseline, instrument)
+    first_session(case)
+    return case
+
+
+def in_middle(protocol: str = "ipt", **details: Any) -> TherapyCase:
+    """A case just moved to the middle phase, with one beginning session held."""
+    case = beginning_ready(protocol, **details)
+    case.start_middle(ctx())
+    return case
+
+
+def in_end(protocol: str = "ipt", **details: Any) -> TherapyCase:
+    """A case just moved to the end phase, the middle phase held to its limit."""
+    case = in_middle(protocol, **details)
+    assert case.contract is not None
+    last_middle = case.contract["sessions"] - case.protocol.end_sessions.low
+    sessions(case, last_middle - case.counted_sessions())
+    case.start_end(ctx())
+    return case
+
+
+def ready_to_conclude(
+    protocol: str = "ipt",
+    baseline: int = 20,
+    final: int = 8,
+    instrument: str = "phq9",
+    prior_episodes: int = 0,
+) -> TherapyCase:
+    """A case in the end phase with its minimum sessions and a final measure."""
+    case = in_end(
+        protocol,
+        baseline=baseline,
+        instrument=instrument,
+        prior_episodes=prior_episodes,
+    )
+    sessions(case, case.protocol.end_sessions.low)
+    measure(case, final, instrument)
+    return case
+
+
+def concluded(
+    protocol: str = "ipt",
+    baseline: int = 20,
+    final: int = 8,
+    instrument: str = "phq9",
+    prior_episodes: int = 0,
+) -> TherapyCase:
+    """A concluded case. phq9 20 → 8 is a response: a continuation offer is open."""
+    case = ready_to_conclude(protocol, baseline, final, instrument, prior_episodes)
+    case.conclude(ctx())
+    return case
+
+
+def concluded_in_remission(protocol: str = "ipt") -> TherapyCase:
+    """A concluded case in remission after no prior episodes: no offer is open."""
+    return concluded(protocol, baseline=20, final=3)
+
+
+def concluded_with_referral(protocol: str = "ipt") -> TherapyCase:
+    """A concluded case with no response: a referral is offered."""
+    return concluded(protocol, baseline=20, final=18)
+
+
+def in_follow_up(protocol: str = "ipt", follow_up_sessions: int = 4) -> TherapyCase:
+    """A case whose client accepted continuation IPT for `follow_up_sessions`."""
+    case = concluded(protocol)
+    case.accept_follow_up(ctx(), follow_up_sessions, "monthly")
+    return case
+
+
+def closed(protocol: str = "ipt") -> TherapyCase:
+    case = concluded_in_remission(protocol)
+    case.close(ctx())
+    return case
+
+
+def withdrawn(protocol: str = "ipt") -> TherapyCase:
+    case = in_middle(protocol)
+    case.withdraw(ctx(), "moved")
+    return case
+
+
+def recorded(case: TherapyCase) -> tuple[int, int]:
+    """What a case has recorded so far: pending events and version."""
+    return len(case.pending_events), case.version
+
+
+def new_events(case: TherapyCase) -> list[TherapyCase.Event]:
+    """Collect the case's pending events, typed as the case's own events."""
+    events = []
+    for event in case.collect_events():
+        assert isinstance(event, TherapyCase.Event)
+        events.append(event)
+    return events
+
+
+def names(events: Sequence[object]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+def rules_of(refused: GuardFailed) -> list[str]:
+    """The rule codes of a refusal, in its order."""
+    return [v.rule for v in refused.violations]
+
+
+def fields_of(invalid: InvalidInput) -> list[str]:
+    """The fields named by a bad-input refusal, in its order."""
+    return [e.field for e in invalid.errors]
