@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Subscription
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ipt_workflow.storage.chain import link
 from ipt_workflow.storage.idempotency import IdempotencyRecord
+from ipt_workflow.storage.polling import PollingSubscription
 
 HASHES_TABLE = "event_hashes"
 KEYS_TABLE = "idempotency_keys"
@@ -70,6 +71,12 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 ),
             )
         return ids
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        """New notifications as they are committed, found by polling."""
+        return PollingSubscription(recorder=self, gt=gt, topics=topics)
 
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
         """The stored chain hashes of one aggregate, by version."""
