@@ -1,0 +1,256 @@
+"""The facts of one case that the read models need, folded from its events.
+
+Every read model derives its rows from these facts, so all of them agree on what a
+session, a measure or an outcome is. The facts hold no client data: no client_ref,
+no inventory, no notes.
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+from typing import Any
+
+from ipt_workflow.domain.case import TherapyCase
+
+Facts = dict[str, Any]
+
+ACUTE = ("beginning", "middle", "end")
+
+
+def new_facts(event: TherapyCase.CaseOpened) -> Facts:
+    return {
+        "case_id": str(event.originator_id),
+        "clinic_id": event.clinic_id,
+        "clinician_id": event.clinician_id,
+        "protocol": event.protocol,
+        "phase": event.phase,
+        "opened_on": event.timestamp.date().isoformat(),
+        "version": event.originator_version,
+        "contract_sessions": None,
+        "frequency": None,
+        "focus_area": None,
+        "focus_at_session": None,
+        "sessions": [],
+        "measures": [],
+        "outcome": None,
+        "sessions_at_conclusion": None,
+        "offer_open": None,
+        "follow_up_offered": False,
+        "follow_up_accepted": False,
+        "follow_up_contract": None,
+        "maintenance_discussed": False,
+        "deviations": 0,
+        "end_started_left": None,
+        "withdrawn": False,
+    }
+
+
+def evolve(facts: Facts | None, event: TherapyCase.Event) -> Facts | None:
+    """The facts after one event; a case's first event creates them."""
+    if isinstance(event, TherapyCase.CaseOpened):
+        return new_facts(event)
+    if facts is None:
+        return None
+    facts = {**facts, "version": event.originator_version}
+    _apply(event, facts)
+    return facts
+
+
+# --- derived values ------------------------------------------------------------
+
+
+def counted(facts: Facts, phase: str | None = None, follow_up: bool = False) -> int:
+    return sum(
+        1
+        for s in facts["sessions"]
+        if not s["voided"]
+        and s["follow_up"] == follow_up
+        and (phase is None or s["phase"] == phase)
+    )
+
+
+def valid_measures(facts: Facts) -> list[dict[str, Any]]:
+    return [m for m in facts["measures"] if not m["voided"]]
+
+
+def last_session_on(facts: Facts) -> str | None:
+    days = [s["held_on"] for s in facts["sessions"] if not s["voided"]]
+    return max(days) if days else None
+
+
+def sessions_since_measure(facts: Facts) -> int:
+    """Counted sessions recorded after the last valid measure."""
+    measured = [m["seq"] for m in valid_measures(facts)]
+    after = measured[-1] if measured else -1
+    return sum(
+        1
+        for s in facts["sessions"]
+        if not s["voided"] and not s["follow_up"] and s["seq"] > after
+    )
+
+
+def parent_sessions(facts: Facts) -> int:
+    return sum(
+        1
+        for s in facts["sessions"]
+        if not s["voided"] and not s["follow_up"] and s["parent"]
+    )
+
+
+def strategies_used(facts: Facts) -> list[str]:
+    used = {
+        strategy
+        for s in facts["sessions"]
+        if not s["voided"] and s["phase"] == "middle"
+        for strategy in s["strategies"]
+    }
+    return sorted(used)
+
+
+# --- event handlers --------------------------------------------------------------
+
+
+def _seq(facts: Facts) -> int:
+    return len(facts["sessions"]) + len(facts["measures"])
+
+
+@singledispatch
+def _apply(_event: TherapyCase.Event, facts: Facts) -> None:
+    """Events no read model needs change nothing but the version."""
+
+
+@_apply.register
+def _(event: TherapyCase.PhaseEvent, facts: Facts) -> None:
+    facts["phase"] = event.phase
+
+
+@_apply.register
+def _(event: TherapyCase.EndPhaseStarted, facts: Facts) -> None:
+    facts["phase"] = event.phase
+    if facts["contract_sessions"] is not None:
+        facts["end_started_left"] = facts["contract_sessions"] - counted(facts)
+
+
+@_apply.register
+def _(event: TherapyCase.AcuteTreatmentConcluded, facts: Facts) -> None:
+    facts["phase"] = event.phase
+    facts["outcome"] = dict(event.outcome)
+    facts["sessions_at_conclusion"] = counted(facts)
+    facts["maintenance_discussed"] = event.maintenance_discussed
+
+
+@_apply.register
+def _(event: TherapyCase.FollowUpAccepted, facts: Facts) -> None:
+    facts["phase"] = event.phase
+    facts["offer_open"] = None
+    facts["follow_up_accepted"] = True
+    facts["follow_up_contract"] = (
+        None if event.contract is None else dict(event.contract)
+    )
+
+
+@_apply.register
+def _(event: TherapyCase.CaseClosed, facts: Facts) -> None:
+    facts["phase"] = event.phase
+    facts["offer_open"] = None
+
+
+@_apply.register
+def _(event: TherapyCase.CaseWithdrawn, facts: Facts) -> None:
+    facts["phase"] = event.phase
+    facts["offer_open"] = None
+    facts["withdrawn"] = True
+
+
+@_apply.register
+def _(event: TherapyCase.FocusAgreed, facts: Facts) -> None:
+    facts["focus_area"] = event.primary_area
+    facts["focus_at_session"] = counted(facts)
+
+
+@_apply.register
+def _(event: TherapyCase.ContractAgreed, facts: Facts) -> None:
+    facts["contract_sessions"] = event.sessions
+    facts["frequency"] = event.frequency
+
+
+@_apply.register
+def _(event: TherapyCase.ContractRenegotiated, facts: Facts) -> None:
+    facts["contract_sessions"] = event.sessions
+    facts["frequency"] = event.frequency
+
+
+@_apply.register
+def _(_event: TherapyCase.ProtocolDeviationRecorded, facts: Facts) -> None:
+    facts["deviations"] += 1
+
+
+@_apply.register
+def _(event: TherapyCase.CaseReassigned, facts: Facts) -> None:
+    facts["clinician_id"] = event.clinician_id
+
+
+@_apply.register
+def _(event: TherapyCase.SymptomsMeasured, facts: Facts) -> None:
+    facts["measures"] = [
+        *facts["measures"],
+        {
+            "instrument": event.instrument,
+            "score": event.score,
+            "measured_on": event.measured_on,
+            "phase": event.phase,
+            "voided": False,
+            "seq": _seq(facts),
+        },
+    ]
+
+
+@_apply.register
+def _(event: TherapyCase.MeasureEnteredInError, facts: Facts) -> None:
+    facts["measures"] = [
+        {**m, "voided": True} if i == event.index else m
+        for i, m in enumerate(facts["measures"])
+    ]
+
+
+@_apply.register
+def _(event: TherapyCase.SessionHeld, facts: Facts) -> None:
+    if event.number is None:
+        return  # uncounted meetings count toward nothing any read model shows
+    facts["sessions"] = [
+        *facts["sessions"],
+        {
+            "number": event.number,
+            "follow_up": event.follow_up,
+            "phase": event.phase,
+            "held_on": event.held_on,
+            "parent": "parent" in event.attendees,
+            "strategies": list(event.strategies),
+            "voided": False,
+            "seq": _seq(facts),
+        },
+    ]
+
+
+@_apply.register
+def _(event: TherapyCase.SessionEnteredInError, facts: Facts) -> None:
+    facts["sessions"] = [
+        {**s, "voided": True}
+        if s["number"] == event.number and s["follow_up"] == event.follow_up
+        else s
+        for s in facts["sessions"]
+    ]
+
+
+@_apply.register
+def _(event: TherapyCase.FollowUpOffered, facts: Facts) -> None:
+    facts["follow_up_offered"] = True
+    facts["offer_open"] = {
+        "kind": event.kind,
+        "offered_on": event.timestamp.date().isoformat(),
+    }
+
+
+@_apply.register
+def _(_event: TherapyCase.FollowUpDeclined, facts: Facts) -> None:
+    facts["offer_open"] = None

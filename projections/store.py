@@ -1,0 +1,335 @@
+"""Read-model tables and their tracking position, written in one transaction.
+
+Every read model keeps the facts of each case (`<name>_facts`), and from them either
+one row per case (`<name>_rows`) or counters per key (`<name>_counts`). An event
+updates the facts of its case, the row or the counter deltas, and the tracking
+position together, so a crash never counts an event twice or skips one. The same
+SQL runs on SQLite and PostgreSQL; only placeholders and JSON types differ.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from psycopg.sql import SQL, Composed, Identifier
+
+from ipt_workflow.domain.case import TherapyCase
+from projections.facts import Facts, evolve
+
+Key = tuple[str, ...]
+Counts = dict[Key, dict[str, int]]
+
+
+class ReadModel(ABC):
+    """What one read model derives from the facts of a case."""
+
+    name: ClassVar[str]
+    per_case: ClassVar[bool]
+    """True: one row per case; False: counters per key."""
+
+    def row(self, facts: Facts) -> dict[str, Any] | None:  # noqa: ARG002
+        """The case's row (per-case models)."""
+        return None
+
+    def counts(self, facts: Facts) -> Counts:  # noqa: ARG002
+        """The case's contribution to the counters (counter models)."""
+        return {}
+
+    def clinic_of(self, key: Key) -> str:
+        return key[0]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events with the tracking of the last one, applied in one transaction."""
+
+    events: Sequence[TherapyCase.Event]
+    tracking: Tracking
+
+
+class ReadModelView(TrackingRecorder, ABC):
+    """The operations both back ends share; they supply the SQL dialect."""
+
+    model: ClassVar[ReadModel]
+
+    # --- writing ---------------------------------------------------------------
+
+    def apply(self, batch: Batch) -> None:
+        with self._transaction() as c:
+            cache: dict[str, Facts | None] = {}
+            for event in batch.events:
+                self._apply_event(c, cache, event)
+            self._track(c, batch.tracking)
+
+    def _apply_event(
+        self, c: Any, cache: dict[str, Facts | None], event: TherapyCase.Event
+    ) -> None:
+        case_id = str(event.originator_id)
+        before = cache[case_id] if case_id in cache else self._load_facts(c, case_id)
+        after = evolve(before, event)
+        cache[case_id] = after
+        if after is None:
+            return
+        self._save_facts(c, case_id, after)
+        if self.model.per_case:
+            row = self.model.row(after)
+            if row is not None:
+                self._save_row(c, case_id, after["clinic_id"], row)
+            return
+        old = self.model.counts(before) if before is not None else {}
+        new = self.model.counts(after)
+        for key in old.keys() | new.keys():
+            for metric in old.get(key, {}).keys() | new.get(key, {}).keys():
+                delta = new.get(key, {}).get(metric, 0) - old.get(key, {}).get(
+                    metric, 0
+                )
+                if delta:
+                    self._add_count(c, key, metric, delta)
+
+    # --- reading ---------------------------------------------------------------
+
+    def rows(self, clinics: Iterable[str] | None) -> list[dict[str, Any]]:
+        """Every row of the given clinics (None: all), in case-id order."""
+        return [json.loads(r) if isinstance(r, str) else r for r in self._rows(clinics)]
+
+    def counters(self, clinics: Iterable[str] | None) -> Counts:
+        found: Counts = {}
+        for key_text, metric, n in self._counts(clinics):
+            key = tuple(json.loads(key_text))
+            found.setdefault(key, {})[metric] = n
+        return found
+
+    def facts(self, case_id: str) -> Facts | None:
+        with self._transaction() as c:
+            return self._load_facts(c, case_id)
+
+    # --- the dialect -------------------------------------------------------------
+
+    @abstractmethod
+    def _transaction(self) -> Any: ...
+
+    @abstractmethod
+    def _track(self, c: Any, tracking: Tracking) -> None: ...
+
+    @abstractmethod
+    def _load_facts(self, c: Any, case_id: str) -> Facts | None: ...
+
+    @abstractmethod
+    def _save_facts(self, c: Any, case_id: str, facts: Facts) -> None: ...
+
+    @abstractmethod
+    def _save_row(
+        self, c: Any, case_id: str, clinic_id: str, row: dict[str, Any]
+    ) -> None: ...
+
+    @abstractmethod
+    def _add_count(self, c: Any, key: Key, metric: str, delta: int) -> None: ...
+
+    @abstractmethod
+    def _rows(self, clinics: Iterable[str] | None) -> list[Any]: ...
+
+    @abstractmethod
+    def _counts(self, clinics: Iterable[str] | None) -> list[tuple[str, str, int]]: ...
+
+
+def _key_text(key: Key) -> str:
+    return json.dumps(list(key))
+
+
+class SQLiteReadModelView(ReadModelView, SQLiteTrackingRecorder):
+    """A read model in its own SQLite file (tracking tables are per file)."""
+
+    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS facts "
+            "(case_id TEXT PRIMARY KEY, facts TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS case_rows (case_id TEXT PRIMARY KEY, "
+            "clinic_id TEXT NOT NULL, row TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS rows_by_clinic "
+            "ON case_rows (clinic_id, case_id)",
+            "CREATE TABLE IF NOT EXISTS counts (key TEXT NOT NULL, "
+            "clinic_id TEXT NOT NULL, metric TEXT NOT NULL, n INTEGER NOT NULL, "
+            "PRIMARY KEY (key, metric))",
+        ]
+
+    def _transaction(self) -> Any:
+        return self.datastore.transaction(commit=True)
+
+    def _track(self, c: Any, tracking: Tracking) -> None:
+        self._insert_tracking(c, tracking)
+
+    def _load_facts(self, c: Any, case_id: str) -> Facts | None:
+        c.execute("SELECT facts FROM facts WHERE case_id = ?", (case_id,))
+        row = c.fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def _save_facts(self, c: Any, case_id: str, facts: Facts) -> None:
+        c.execute(
+            "INSERT INTO facts VALUES (?, ?) ON CONFLICT (case_id) DO UPDATE "
+            "SET facts = excluded.facts",
+            (case_id, json.dumps(facts)),
+        )
+
+    def _save_row(
+        self, c: Any, case_id: str, clinic_id: str, row: dict[str, Any]
+    ) -> None:
+        c.execute(
+            "INSERT INTO case_rows VALUES (?, ?, ?) ON CONFLICT (case_id) DO UPDATE "
+            "SET clinic_id = excluded.clinic_id, row = excluded.row",
+            (case_id, clinic_id, json.dumps(row)),
+        )
+
+    def _add_count(self, c: Any, key: Key, metric: str, delta: int) -> None:
+        c.execute(
+            "INSERT INTO counts VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key, metric) DO UPDATE "
+            "SET n = n + excluded.n",
+            (_key_text(key), self.model.clinic_of(key), metric, delta),
+        )
+
+    def _rows(self, clinics: Iterable[str] | None) -> list[Any]:
+        with self.datastore.transaction(commit=False) as c:
+            if clinics is None:
+                c.execute("SELECT row FROM case_rows ORDER BY case_id")
+            else:
+                wanted = list(clinics)
+                marks = ",".join("?" * len(wanted)) or "NULL"
+                c.execute(
+                    f"SELECT row FROM case_rows WHERE clinic_id IN ({marks}) "
+                    "ORDER BY case_id",
+                    wanted,
+                )
+            return [r[0] for r in c.fetchall()]
+
+    def _counts(self, clinics: Iterable[str] | None) -> list[tuple[str, str, int]]:
+        with self.datastore.transaction(commit=False) as c:
+            if clinics is None:
+                c.execute("SELECT key, metric, n FROM counts WHERE n != 0")
+            else:
+                wanted = list(clinics)
+                marks = ",".join("?" * len(wanted)) or "NULL"
+                c.execute(
+                    f"SELECT key, metric, n FROM counts WHERE n != 0 "
+                    f"AND clinic_id IN ({marks})",
+                    wanted,
+                )
+            return [(r[0], r[1], r[2]) for r in c.fetchall()]
+
+
+class PostgresReadModelView(ReadModelView, PostgresTrackingRecorder):
+    """A read model in the events' PostgreSQL database, its tables named after it."""
+
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        tracking_table_name: str = "notification_tracking",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
+        prefix = tracking_table_name.removesuffix("_tracking")
+        self.prefix = prefix
+        self.tables = {
+            t: SQL("{0}.{1}").format(
+                Identifier(datastore.schema), Identifier(f"{prefix}_{t}")
+            )
+            for t in ("facts", "rows", "counts")
+        }
+        self.sql_create_statements += [
+            self._sql(
+                "CREATE TABLE IF NOT EXISTS {facts} (case_id text PRIMARY KEY, "
+                "facts jsonb NOT NULL)"
+            ),
+            self._sql(
+                "CREATE TABLE IF NOT EXISTS {rows} (case_id text PRIMARY KEY, "
+                "clinic_id text NOT NULL, row jsonb NOT NULL)"
+            ),
+            self._sql(
+                "CREATE TABLE IF NOT EXISTS {counts} (key text NOT NULL, "
+                "clinic_id text NOT NULL, metric text NOT NULL, n bigint NOT NULL, "
+                "PRIMARY KEY (key, metric))"
+            ),
+        ]
+
+    def _sql(self, text: str) -> Composed:
+        return SQL(text).format(**self.tables)
+
+    def _transaction(self) -> Any:
+        return self.datastore.transaction(commit=True)
+
+    def _track(self, c: Any, tracking: Tracking) -> None:
+        self._insert_tracking(c, tracking)
+
+    def _load_facts(self, c: Any, case_id: str) -> Facts | None:
+        c.execute(self._sql("SELECT facts FROM {facts} WHERE case_id = %s"), (case_id,))
+        row = c.fetchone()
+        return None if row is None else dict(row["facts"])
+
+    def _save_facts(self, c: Any, case_id: str, facts: Facts) -> None:
+        c.execute(
+            self._sql(
+                "INSERT INTO {facts} VALUES (%s, %s) ON CONFLICT (case_id) DO UPDATE "
+                "SET facts = excluded.facts"
+            ),
+            (case_id, json.dumps(facts)),
+        )
+
+    def _save_row(
+        self, c: Any, case_id: str, clinic_id: str, row: dict[str, Any]
+    ) -> None:
+        c.execute(
+            self._sql(
+                "INSERT INTO {rows} VALUES (%s, %s, %s) "
+                "ON CONFLICT (case_id) DO UPDATE "
+                "SET clinic_id = excluded.clinic_id, row = excluded.row"
+            ),
+            (case_id, clinic_id, json.dumps(row)),
+        )
+
+    def _add_count(self, c: Any, key: Key, metric: str, delta: int) -> None:
+        c.execute(
+            self._sql(
+                "INSERT INTO {counts} AS t VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (key, metric) DO UPDATE SET n = t.n + excluded.n"
+            ),
+            (_key_text(key), self.model.clinic_of(key), metric, delta),
+        )
+
+    def _rows(self, clinics: Iterable[str] | None) -> list[Any]:
+        with self.datastore.transaction(commit=False) as c:
+            if clinics is None:
+                c.execute(self._sql("SELECT row FROM {rows} ORDER BY case_id"))
+            else:
+                c.execute(
+                    self._sql(
+                        "SELECT row FROM {rows} WHERE clinic_id = ANY(%s) "
+                        "ORDER BY case_id"
+                    ),
+                    (list(clinics),),
+                )
+            return [r["row"] for r in c.fetchall()]
+
+    def _counts(self, clinics: Iterable[str] | None) -> list[tuple[str, str, int]]:
+        with self.datastore.transaction(commit=False) as c:
+            if clinics is None:
+                c.execute(self._sql("SELECT key, metric, n FROM {counts} WHERE n != 0"))
+            else:
+                c.execute(
+                    self._sql(
+                        "SELECT key, metric, n FROM {counts} WHERE n != 0 "
+                        "AND clinic_id = ANY(%s)"
+                    ),
+                    (list(clinics),),
+                )
+            return [(r["key"], r["metric"], int(r["n"])) for r in c.fetchall()]
