@@ -19,8 +19,8 @@ from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import IntegrityError, Recording
 
 from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
 from ipt_workflow.domain.client_reference import ClientReference
@@ -107,6 +107,18 @@ class CaseApplication(Application[UUID]):
         self._reference_key = key.encode()
         self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._attempts = int(self.env.get("COMMAND_ATTEMPTS") or 30)
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """Save, indexing each new case under its clinic in the same transaction.
+
+        The index lets the event feed filter by clinic without decrypting payloads.
+        """
+        clinics = {o.id: o.clinic_id for o in objs if isinstance(o, TherapyCase)}
+        return super().save(*objs, case_clinics=clinics, **kwargs)
 
     # --- opening ----------------------------------------------------------------
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database administration")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("init", help="create the tables (also done on first start)")
+
+    projections = commands.add_parser("projections", help="read models")
+    projection_commands = projections.add_subparsers(
+        dest="projections_command", required=True
+    )
+    projection_commands.add_parser(
+        "run", help="keep every read model up to date until stopped"
+    )
+    rebuild = projection_commands.add_parser(
+        "rebuild", help="rebuild read models from position 0 (stop `run` first)"
+    )
+    rebuild.add_argument("name", nargs="?", help="one read model; all if left out")
 
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -66,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _db_init()
     if args.command == "keys":
         return _keys(args)
+    if args.command == "projections":
+        return _projections(args)
     return _serve(args)
 
 
@@ -141,12 +157,52 @@ def _keys(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _projections(args: argparse.Namespace) -> int:
+    from ipt_workflow import readmodels
+    from projections.catalog import CATALOG
+
+    settings = _settings()
+    if args.projections_command == "rebuild":
+        names = [args.name] if args.name else list(CATALOG)
+        for name in names:
+            if name not in CATALOG:
+                sys.stderr.write(
+                    f"unknown read model {name!r}; known: {', '.join(CATALOG)}\n"
+                )
+                return 2
+        for name in names:
+            report = readmodels.rebuild(settings, name)
+            sys.stdout.write(
+                f"{name}: {report.events} events in {report.seconds:.2f} s "
+                f"({report.rate:,.0f} events/s)\n"
+            )
+        return 0
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    runners = readmodels.start_runners(settings)
+    sys.stdout.write(f"projections running: {', '.join(CATALOG)}\n")
+    sys.stdout.flush()
+    try:
+        while not stopping.wait(0.5):
+            for runner in runners:
+                runner.run_forever(timeout=0)  # re-raises a runner's error
+    finally:
+        readmodels.stop_runners(runners)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     if args.dev:
         # Workers are separate processes: they read their settings from here.
         os.environ["IPT_DEV"] = "true"
+    # One worker runs the projections itself; several leave them to
+    # `ipt-workflow projections run`, so that no two runners share a read model.
+    os.environ.setdefault(
+        "IPT_RUN_PROJECTIONS", "true" if args.workers == 1 else "false"
+    )
     settings = _settings()
     problems = production_problems(settings)
     if problems:

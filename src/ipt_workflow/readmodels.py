@@ -37,19 +37,16 @@ def projection_path(settings: Settings, name: str) -> str:
     return str(events.with_name(f"{events.stem}.{name}{events.suffix or '.db'}"))
 
 
-def projection_env(settings: Settings) -> dict[str, str]:
+def projection_env(settings: Settings, *view_names: str) -> dict[str, str]:
+    """The library's environment for the runners and for views of these names."""
     env = settings.eventsourcing_env()
-    for name in CATALOG:
-        for variant in (name, name + REBUILD_SUFFIX):
-            prefix = variant.upper()
-            if settings.backend == "sqlite":
-                path = projection_path(settings, name)
-                if variant.endswith(REBUILD_SUFFIX):
-                    path += ".rebuild"
-                env[f"{prefix}_SQLITE_DBNAME"] = path
-            else:
-                env[f"{prefix}_POSTGRES_POOL_SIZE"] = "1"
-                env[f"{prefix}_POSTGRES_MAX_OVERFLOW"] = "3"
+    for name in view_names or CATALOG:
+        prefix = name.upper()
+        if settings.backend == "sqlite":
+            env[f"{prefix}_SQLITE_DBNAME"] = projection_path(settings, name)
+        else:
+            env[f"{prefix}_POSTGRES_POOL_SIZE"] = "1"
+            env[f"{prefix}_POSTGRES_MAX_OVERFLOW"] = "3"
     return env
 
 
@@ -62,7 +59,8 @@ def open_view(
 ) -> ReadModelView:
     """A view of one read model, its tables created if missing."""
     ensure_sqlite_directory(settings)
-    env = Environment(name or entry.name, {**os.environ, **projection_env(settings)})
+    view_name = name or entry.name
+    env = Environment(view_name, {**os.environ, **projection_env(settings, view_name)})
     factory: Any = InfrastructureFactory.construct(env=env)
     view: ReadModelView = factory.tracking_recorder(_view_class(settings, entry))
     return view
@@ -178,11 +176,20 @@ def rebuild(settings: Settings, name: str, batch: int = REBUILD_BATCH) -> Rebuil
     Stop the projection runners first: a runner still writing to the old tables
     would not see the swap.
     """
+    fresh_name = name + REBUILD_SUFFIX
+    report = fold_into(settings, name, fresh_name, batch)
+    _swap(settings, CATALOG[name], fresh_name)
+    return report
+
+
+def fold_into(
+    settings: Settings, name: str, view_name: str, batch: int = REBUILD_BATCH
+) -> RebuildReport:
+    """Fold the whole log into a fresh view of a read model named `view_name`."""
     entry = CATALOG[name]
     app = build_application(settings)
-    fresh_name = name + REBUILD_SUFFIX
-    _drop(settings, entry, fresh_name)
-    fresh = open_view(settings, entry, fresh_name)
+    _drop(settings, entry, view_name)
+    fresh = open_view(settings, entry, view_name)
     started = time.perf_counter()
     count, position = 0, 0
     try:
@@ -195,20 +202,19 @@ def rebuild(settings: Settings, name: str, batch: int = REBUILD_BATCH) -> Rebuil
             )
             if not found:
                 break
-            events = [app.mapper.to_domain_event(n) for n in found]
+            events: Any = [app.mapper.to_domain_event(n) for n in found]
             position = found[-1].id
-            fresh.apply(Batch(events, Tracking(app.name, position)))  # type: ignore[arg-type]
+            fresh.apply(Batch(events, Tracking(app.name, position)))
             count += len(found)
     finally:
         fresh.datastore.close()  # type: ignore[attr-defined]
         app.close()
-    _swap(settings, entry, fresh_name)
     return RebuildReport(name, count, time.perf_counter() - started)
 
 
 def _drop(settings: Settings, entry: Entry, view_name: str) -> None:
     if settings.backend == "sqlite":
-        path = projection_env(settings)[f"{view_name.upper()}_SQLITE_DBNAME"]
+        path = projection_path(settings, view_name)
         for suffix in ("", "-wal", "-shm"):
             Path(path + suffix).unlink(missing_ok=True)
         return
@@ -228,7 +234,7 @@ def _swap(settings: Settings, entry: Entry, fresh_name: str) -> None:
     """Put the rebuilt tables in place of the old ones, atomically."""
     if settings.backend == "sqlite":
         target = projection_path(settings, entry.name)
-        source = projection_env(settings)[f"{fresh_name.upper()}_SQLITE_DBNAME"]
+        source = projection_path(settings, fresh_name)
         for suffix in ("-wal", "-shm"):
             Path(target + suffix).unlink(missing_ok=True)
         os.replace(source, target)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     dev: bool = False
     """Development mode: three fixed tokens for demo-clinic, no cipher key needed."""
 
+    run_projections: bool = False
+    """Run the projection runners inside the API process (one worker only)."""
+
     rate_limit_per_second: float = 20.0
     """Sustained requests per second per token (0: no limit)."""
 

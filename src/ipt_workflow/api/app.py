@@ -11,8 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow.api import errors
 from ipt_workflow.api.deps import RateLimiter, Services
-from ipt_workflow.api.routes import cases, health
+from ipt_workflow.api.routes import cases, health, projections
 from ipt_workflow.bootstrap import build_application, build_key_store
+from ipt_workflow.readmodels import ReadModels, start_runners, stop_runners
 from ipt_workflow.settings import Settings
 
 MAX_BODY = 1024 * 1024
@@ -32,12 +33,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = services or build_services(settings)
         app.state.services = built
+        runners = start_runners(settings) if settings.run_projections else []
         try:
             yield
         finally:
+            stop_runners(runners)
             if services is None:
                 built.cases.close()
                 built.keys.close()
+                if built.read_models is not None:
+                    built.read_models.close()
 
     app = FastAPI(
         title="ipt-workflow",
@@ -47,6 +52,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     errors.install(app)
     app.include_router(cases.router)
+    app.include_router(projections.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimit)
     _add_problem_schema(app)
@@ -54,11 +60,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
 
 def build_services(settings: Settings) -> Services:
+    cases = build_application(settings)
     return Services(
         settings=settings,
-        cases=build_application(settings),
+        cases=cases,
         keys=build_key_store(settings),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        read_models=ReadModels(settings, cases),
     )
 
 

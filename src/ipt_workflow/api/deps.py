@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 
 from ipt_workflow.api.errors import ApiError
 from ipt_workflow.application import CaseApplication
+from ipt_workflow.readmodels import ReadModels
 from ipt_workflow.settings import Settings
 from ipt_workflow.storage.keys import ApiKey, KeyStore, Role
 
@@ -81,6 +82,7 @@ class Services:
     cases: CaseApplication
     keys: KeyStore
     limiter: RateLimiter
+    read_models: ReadModels | None = None
     _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     def find_key(self, token: str) -> ApiKey | None:
@@ -179,3 +181,25 @@ def expected_version(
             400, "bad_request", 'If-Match must be a strong ETag such as "12".'
         )
     return int(match.group(1))
+
+
+def read_your_writes(
+    svc: ServicesDep,
+    min_position: Annotated[
+        int | None,
+        Query(ge=0, description="wait up to 5 s until the read models reach it"),
+    ] = None,
+) -> None:
+    """Honour `?min_position=` on a read: wait for the projections, or 503."""
+    if min_position is None or svc.read_models is None:
+        return
+    if not svc.read_models.wait(min_position):
+        raise ApiError(
+            503,
+            "projection_lagging",
+            f"The read models have not reached position {min_position} in 5 s.",
+            headers={"Retry-After": "1"},
+        )
+
+
+ReadYourWrites = Annotated[None, Depends(read_your_writes)]

@@ -18,9 +18,12 @@ from psycopg.sql import SQL, Identifier
 
 from ipt_workflow.storage.chain import link
 from ipt_workflow.storage.idempotency import IdempotencyRecord
+from ipt_workflow.storage.postgres_audit import PostgresAuditMixin
 
 
-class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
+class ChainedPostgresApplicationRecorder(
+    PostgresAuditMixin, PostgresApplicationRecorder
+):
     """Stores each event's chain hash beside it, atomically."""
 
     def __init__(
@@ -74,6 +77,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             "SELECT notification_id FROM {0}.{1} "
             "WHERE originator_id = %s AND originator_version = %s"
         ).format(Identifier(datastore.schema), Identifier(events_table_name))
+        self.add_audit_tables()
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -105,6 +109,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
                         record.status,
                     ),
                 )
+            self.index_cases(own, stored_events, kwargs.get("case_clinics"))
 
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
         """The stored chain hashes of one aggregate, by version."""

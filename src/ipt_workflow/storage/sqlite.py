@@ -12,6 +12,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from ipt_workflow.storage.chain import link
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.polling import PollingSubscription
+from ipt_workflow.storage.sqlite_audit import SQLiteAuditMixin
 
 HASHES_TABLE = "event_hashes"
 KEYS_TABLE = "idempotency_keys"
@@ -21,8 +22,10 @@ def _key(originator_id: UUID | str) -> str:
     return originator_id.hex if isinstance(originator_id, UUID) else originator_id
 
 
-class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+class ChainedSQLiteApplicationRecorder(SQLiteAuditMixin, SQLiteApplicationRecorder):
     """Stores each event's chain hash beside it, atomically."""
+
+    hashes_table_name = HASHES_TABLE
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -36,6 +39,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             "scope TEXT NOT NULL, key TEXT NOT NULL, request_digest TEXT NOT NULL, "
             "case_id TEXT NOT NULL, version INTEGER NOT NULL, status INTEGER NOT NULL, "
             "PRIMARY KEY (scope, key)) WITHOUT ROWID",
+            *self.audit_table_statements(),
         ]
 
     def _insert_events(
@@ -70,6 +74,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                     record.status,
                 ),
             )
+        self.index_cases(c, stored_events, kwargs.get("case_clinics"))
         return ids
 
     def subscribe(

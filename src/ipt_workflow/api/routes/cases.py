@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ipt_workflow.api import schemas as s
-from ipt_workflow.api.deps import Reader, ServicesDep
+from ipt_workflow.api.deps import Reader, ReadYourWrites, ServicesDep
 from ipt_workflow.api.errors import responses
 from ipt_workflow.api.routes.commands import Runner, answer
 from ipt_workflow.api.views import case_view, history_item, missed_view, session_view
@@ -62,7 +62,9 @@ def open_case(body: s.CaseCreate, runner: Runner) -> JSONResponse:
 
 
 @router.get("/{case_id}", response_model=s.CaseView, responses=READ_ERRORS)
-def get_case(case_id: CaseId, principal: Reader, svc: ServicesDep) -> JSONResponse:
+def get_case(
+    case_id: CaseId, principal: Reader, svc: ServicesDep, _: ReadYourWrites
+) -> JSONResponse:
     """The case now, with every transition's why-not."""
     case = svc.cases.get_case(case_id, clinics=principal.clinics)
     position = svc.cases.position_of(case.id, case.version)
@@ -75,6 +77,7 @@ def history(
     case_id: CaseId,
     principal: Reader,
     svc: ServicesDep,
+    _: ReadYourWrites,
     after_version: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:

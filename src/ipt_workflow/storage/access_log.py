@@ -1,0 +1,200 @@
+"""The access log: who read which case, when, through which route.
+
+Reads are not events: recording one must never take the event log's write lock.
+On PostgreSQL the log is a table of its own (its inserts lock only that table);
+on SQLite, where a write locks the whole file, it is a file of its own beside the
+events' file. A row holds ids, a role and a route template, never client data.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from psycopg_pool import ConnectionPool
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One recorded read of a case."""
+
+    id: int
+    at: str
+    actor: str
+    role: str
+    key_id: str
+    clinic_id: str
+    case_id: UUID
+    route: str
+
+
+class AccessLog(Protocol):
+    def record(
+        self,
+        *,
+        actor: str,
+        role: str,
+        key_id: str,
+        clinic_id: str,
+        case_id: UUID,
+        route: str,
+    ) -> None: ...
+
+    def query(
+        self,
+        *,
+        clinics: Collection[str] | None,
+        case_id: UUID | None = None,
+        actor: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[AccessEntry]: ...
+
+    def close(self) -> None: ...
+
+
+_COLUMNS = "id, at, actor, role, key_id, clinic_id, case_id, route"
+
+
+class _SqlAccessLog(ABC):
+    placeholder = "?"
+    id_column = "id INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    @abstractmethod
+    def _cursor(self) -> AbstractContextManager[Any]:
+        """A cursor in a transaction that commits when the block ends."""
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.placeholder)
+
+    def _create(self) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS access_log ("
+            f"{self.id_column}, at TEXT NOT NULL, actor TEXT NOT NULL, "
+            "role TEXT NOT NULL, key_id TEXT NOT NULL, clinic_id TEXT NOT NULL, "
+            "case_id TEXT NOT NULL, route TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS access_log_by_case ON access_log (case_id, id)",
+            "CREATE INDEX IF NOT EXISTS access_log_by_actor ON access_log (actor, id)",
+        ]
+
+    def _before_insert(self, cursor: Any) -> None:
+        """Serialise writers so ids are committed in order (see PostgreSQL)."""
+
+    def record(
+        self,
+        *,
+        actor: str,
+        role: str,
+        key_id: str,
+        clinic_id: str,
+        case_id: UUID,
+        route: str,
+    ) -> None:
+        """Record one read of a case."""
+        at = datetime.now(UTC).isoformat(timespec="microseconds")
+        with self._cursor() as c:
+            self._before_insert(c)
+            c.execute(
+                self._sql(
+                    "INSERT INTO access_log "
+                    "(at, actor, role, key_id, clinic_id, case_id, route) "
+                    "VALUES (?,?,?,?,?,?,?)"
+                ),
+                (at, actor, role, key_id, clinic_id, str(case_id), route),
+            )
+
+    def query(
+        self,
+        *,
+        clinics: Collection[str] | None,
+        case_id: UUID | None = None,
+        actor: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[AccessEntry]:
+        """Reads of cases of these clinics (None: all), oldest first, after an id."""
+        if clinics is not None and not clinics:
+            return []
+        where = ["id > ?"]
+        params: list[Any] = [after]
+        if clinics is not None:
+            where.append(f"clinic_id IN ({','.join('?' * len(clinics))})")
+            params += sorted(clinics)
+        if case_id is not None:
+            where.append("case_id = ?")
+            params.append(str(case_id))
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
+        params.append(limit)
+        with self._cursor() as c:
+            c.execute(
+                self._sql(
+                    f"SELECT {_COLUMNS} FROM access_log WHERE {' AND '.join(where)} "
+                    "ORDER BY id LIMIT ?"
+                ),
+                params,
+            )
+            return [
+                AccessEntry(r[0], r[1], r[2], r[3], r[4], r[5], UUID(r[6]), r[7])
+                for r in c.fetchall()
+            ]
+
+    def close(self) -> None:
+        """Release connections; SQLite opens one per call and holds none."""
+        return
+
+
+class SQLiteAccessLog(_SqlAccessLog):
+    """The access log in a SQLite file of its own."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with self._cursor() as c:
+            c.execute("PRAGMA journal_mode=WAL")
+            for statement in self._create():
+                c.execute(statement)
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            with db:
+                yield db.cursor()
+        finally:
+            db.close()
+
+
+class PostgresAccessLog(_SqlAccessLog):
+    """The access log in a table of its own in the events' database."""
+
+    placeholder = "%s"
+    id_column = "id bigserial PRIMARY KEY"
+
+    def __init__(self, conninfo: str) -> None:
+        self.pool = ConnectionPool(
+            conninfo, min_size=1, max_size=4, open=True, kwargs={"autocommit": True}
+        )
+        with self._cursor() as c:
+            for statement in self._create():
+                c.execute(statement)
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as c:
+            yield c
+
+    def _before_insert(self, cursor: Any) -> None:
+        # Without it, two inserts could commit out of id order and a reader paging
+        # by `after` would pass over the one that commits last. It locks this
+        # table only, never the event log.
+        cursor.execute("LOCK TABLE access_log IN EXCLUSIVE MODE")
+
+    def close(self) -> None:
+        self.pool.close()

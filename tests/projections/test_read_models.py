@@ -1,0 +1,251 @@
+"""Every read model equals a reference fold of the raw history, on both back ends.
+
+The reference is computed here, independently of the projections' own fold: from
+each case's events and the domain aggregate replayed from them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from ipt_workflow import readmodels
+from ipt_workflow.application import CaseApplication
+from ipt_workflow.bootstrap import build_application
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.settings import Settings
+from projections.catalog import CATALOG
+from tests.support.caseload import generate
+
+CASES = 120
+OVERDUE = {"weekly": 14, "twice_weekly": 7, "fortnightly": 28, "monthly": 60}
+
+
+class Reference:
+    """The expected content of each read model, from raw history."""
+
+    def __init__(self, app: CaseApplication, ids: list[UUID]) -> None:
+        self.app = app
+        self.cases = {str(i): app.get_case(i) for i in ids}
+        self.events = {str(i): app.case_events(i) for i in ids}
+
+    def _at(self, case_id: str, version: int) -> TherapyCase:
+        return self.app.get_case(UUID(case_id), version=version)
+
+    def _versions(self, case_id: str, kind: type[Any]) -> list[int]:
+        return [
+            e.originator_version for e in self.events[case_id] if isinstance(e, kind)
+        ]
+
+    @staticmethod
+    def _counted(case: TherapyCase) -> list[dict[str, Any]]:
+        return [
+            s
+            for s in case.sessions
+            if s["number"] is not None and not s["voided"] and not s["follow_up"]
+        ]
+
+    def _last_session_on(self, case: TherapyCase) -> str | None:
+        days = [
+            s["held_on"]
+            for s in case.sessions
+            if s["number"] is not None and not s["voided"]
+        ]
+        return max(days) if days else None
+
+    def caseload(self) -> list[dict[str, Any]]:
+        rows = []
+        for case_id, case in sorted(self.cases.items()):
+            latest = case.latest_measure
+            offer = case.follow_up_offer
+            rows.append(
+                {
+                    "case_id": case_id,
+                    "clinic_id": case.clinic_id,
+                    "clinician_id": case.clinician_id,
+                    "protocol": case.protocol_id,
+                    "phase": case.phase,
+                    "sessions_held": case.counted_sessions(),
+                    "sessions_contracted": case.contract["sessions"]
+                    if case.contract
+                    else None,
+                    "follow_up_sessions_held": case.follow_up_sessions_held,
+                    "focus": case.focus["primary_area"] if case.focus else None,
+                    "last_session_on": self._last_session_on(case),
+                    "latest_score": None
+                    if latest is None
+                    else {k: latest[k] for k in ("instrument", "score", "measured_on")},
+                    "open_offer": offer["kind"] if offer else None,
+                    "version": case.version,
+                }
+            )
+        return rows
+
+    def phase_board(self) -> dict[tuple[str, ...], dict[str, int]]:
+        counts = Counter(
+            (c.clinic_id, c.protocol_id, c.phase) for c in self.cases.values()
+        )
+        return {k: {"cases": n} for k, n in counts.items()}
+
+    def outcomes(self) -> dict[tuple[str, ...], dict[str, int]]:
+        cells: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+        for case_id, case in self.cases.items():
+            area = case.focus["primary_area"] if case.focus else "none_agreed"
+            cell = cells[(case.clinic_id, case.protocol_id, area)]
+            cell["cases"] += 1
+            if case.outcome is not None:
+                cell["concluded"] += 1
+                cell[case.outcome["classification"]] += 1
+                cell["residual"] += int(case.outcome["residual"])
+                (concluded_at,) = self._versions(
+                    case_id, TherapyCase.AcuteTreatmentConcluded
+                )
+                cell["sessions_at_conclusion"] += self._at(
+                    case_id, concluded_at
+                ).counted_sessions()
+            cell["follow_up_offered"] += int(
+                bool(self._versions(case_id, TherapyCase.FollowUpOffered))
+            )
+            cell["follow_up_accepted"] += int(
+                bool(self._versions(case_id, TherapyCase.FollowUpAccepted))
+            )
+            cell["withdrawn"] += int(case.phase == "withdrawn")
+        return {k: {m: n for m, n in v.items() if n} for k, v in cells.items()}
+
+    def _since_measure(self, case_id: str, case: TherapyCase) -> int:
+        # Interleave sessions and measures by the versions of the events recording them.
+        session_versions = self._versions(case_id, TherapyCase.SessionHeld)
+        measure_versions = self._versions(case_id, TherapyCase.SymptomsMeasured)
+        valid = [
+            v
+            for v, m in zip(measure_versions, case.measures, strict=True)
+            if not m["voided"]
+        ]
+        after = valid[-1] if valid else 0
+        return sum(
+            1
+            for v, s in zip(session_versions, case.sessions, strict=True)
+            if v > after
+            and s["number"] is not None
+            and not s["voided"]
+            and not s["follow_up"]
+        )
+
+    def alerts(self) -> list[dict[str, Any]]:
+        rows = []
+        for case_id, case in sorted(self.cases.items()):
+            if case.phase == "follow_up" and case.follow_up_contract:
+                frequency = case.follow_up_contract["frequency"]
+            else:
+                frequency = case.contract["frequency"] if case.contract else "weekly"
+            offer = case.follow_up_offer
+            first: Any = self.events[case_id][0]
+            opened = first.timestamp.date().isoformat()
+            rows.append(
+                {
+                    "case_id": case_id,
+                    "clinic_id": case.clinic_id,
+                    "clinician_id": case.clinician_id,
+                    "protocol": case.protocol_id,
+                    "phase": case.phase,
+                    "last_activity_on": self._last_session_on(case) or opened,
+                    "overdue_after_days": OVERDUE[frequency],
+                    "sessions_since_measure": self._since_measure(case_id, case),
+                    "sessions_left": case.acute_sessions_remaining,
+                    "sessions_held": case.counted_sessions(),
+                    "parent_sessions": len(case.parent_sessions()),
+                    "offer_kind": offer["kind"] if offer else None,
+                    "offer_on": offer["offered_at"][:10] if offer else None,
+                }
+            )
+        return rows
+
+    def fidelity(self) -> list[dict[str, Any]]:
+        rows = []
+        for case_id, case in sorted(self.cases.items()):
+            focus = self._versions(case_id, TherapyCase.FocusAgreed)
+            ends = self._versions(case_id, TherapyCase.EndPhaseStarted)
+            left = self._at(case_id, ends[0]).acute_sessions_remaining if ends else None
+            sessions = case.counted_sessions()
+            measures = len([m for m in case.measures if not m["voided"]])
+            rows.append(
+                {
+                    "case_id": case_id,
+                    "clinic_id": case.clinic_id,
+                    "clinician_id": case.clinician_id,
+                    "protocol": case.protocol_id,
+                    "phase": case.phase,
+                    "focus_agreed_at_session": self._at(
+                        case_id, focus[-1]
+                    ).counted_sessions()
+                    if focus
+                    else None,
+                    "sessions_held": sessions,
+                    "measures": measures,
+                    "measures_per_4_sessions": round(measures * 4 / sessions, 2)
+                    if sessions
+                    else None,
+                    "middle_strategies": sorted(
+                        {
+                            x
+                            for s in self._counted(case)
+                            if s["phase"] == "middle"
+                            for x in s["strategies"]
+                        }
+                    ),
+                    "termination_raised_on_time": None if left is None else left >= 2,
+                    "maintenance_discussed": case.maintenance_discussed,
+                    "deviations": len(case.deviations),
+                }
+            )
+        return rows
+
+
+@pytest.fixture
+def generated(settings: Settings) -> Iterator[tuple[readmodels.ReadModels, Reference]]:
+    """A caseload written while the projection runners run live."""
+    runners = readmodels.start_runners(settings)
+    app = build_application(settings)
+    try:
+        ids = generate(app, CASES, seed=20261125)
+        models = readmodels.ReadModels(settings, app)
+        assert models.wait(app.recorder.max_notification_id() or 0)
+    finally:
+        readmodels.stop_runners(runners)
+    yield models, Reference(app, ids)
+    models.close()
+    app.close()
+
+
+def test_every_read_model_equals_the_reference_fold_and_survives_a_rebuild(
+    settings: Settings, generated: tuple[readmodels.ReadModels, Reference]
+) -> None:
+    models, reference = generated
+    phases = Counter(c.phase for c in reference.cases.values())
+    assert {
+        "beginning",
+        "middle",
+        "end",
+        "concluded",
+        "follow_up",
+        "closed",
+        "withdrawn",
+    } <= set(phases)
+
+    def check() -> None:
+        assert models.views["caseload"].rows(None) == reference.caseload()
+        assert models.views["phase_board"].counters(None) == reference.phase_board()
+        assert models.views["outcomes"].counters(None) == reference.outcomes()
+        assert models.views["alerts"].rows(None) == reference.alerts()
+        assert models.views["fidelity"].rows(None) == reference.fidelity()
+
+    check()
+    for name in CATALOG:
+        readmodels.rebuild(settings, name)
+    models.close()
+    models.__init__(settings, reference.app)  # type: ignore[misc]
+    check()
