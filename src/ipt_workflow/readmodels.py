@@ -108,6 +108,8 @@ class ReadModels:
         at = self.position(name)
         if at >= position:
             return True
+        if position > (self.app.recorder.max_notification_id() or 0):
+            return False  # not written yet
         pending = self.app.recorder.select_notifications(
             start=at,
             stop=position,
