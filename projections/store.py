@@ -62,36 +62,44 @@ class ReadModelView(TrackingRecorder, ABC):
     # --- writing ---------------------------------------------------------------
 
     def apply(self, batch: Batch) -> None:
+        """Fold a batch of events in; one write per case and per counter at the end."""
         with self._transaction() as c:
-            cache: dict[str, Facts | None] = {}
+            ids = sorted({str(e.originator_id) for e in batch.events})
+            before = self._load_facts(c, ids)
+            current: dict[str, Facts] = dict(before)
+            deltas: dict[tuple[Key, str], int] = {}
             for event in batch.events:
-                self._apply_event(c, cache, event)
+                case_id = str(event.originator_id)
+                old = current.get(case_id)
+                new = evolve(old, event)
+                if new is None:
+                    continue
+                current[case_id] = new
+                if not self.model.per_case:
+                    self._diff(old, new, deltas)
+            changed = {k: v for k, v in current.items() if v is not before.get(k)}
+            self._save_facts(c, changed)
+            if self.model.per_case:
+                rows = {k: self.model.row(v) for k, v in changed.items()}
+                self._save_rows(
+                    c, [(k, changed[k]["clinic_id"], r) for k, r in rows.items() if r]
+                )
+            else:
+                self._add_counts(c, [(k, m, d) for (k, m), d in deltas.items() if d])
             self._track(c, batch.tracking)
 
-    def _apply_event(
-        self, c: Any, cache: dict[str, Facts | None], event: TherapyCase.Event
+    def _diff(
+        self, old: Facts | None, new: Facts, deltas: dict[tuple[Key, str], int]
     ) -> None:
-        case_id = str(event.originator_id)
-        before = cache[case_id] if case_id in cache else self._load_facts(c, case_id)
-        after = evolve(before, event)
-        cache[case_id] = after
-        if after is None:
-            return
-        self._save_facts(c, case_id, after)
-        if self.model.per_case:
-            row = self.model.row(after)
-            if row is not None:
-                self._save_row(c, case_id, after["clinic_id"], row)
-            return
-        old = self.model.counts(before) if before is not None else {}
-        new = self.model.counts(after)
-        for key in old.keys() | new.keys():
-            for metric in old.get(key, {}).keys() | new.get(key, {}).keys():
-                delta = new.get(key, {}).get(metric, 0) - old.get(key, {}).get(
+        before = self.model.counts(old) if old is not None else {}
+        after = self.model.counts(new)
+        for key in before.keys() | after.keys():
+            metrics = before.get(key, {}).keys() | after.get(key, {}).keys()
+            for metric in metrics:
+                delta = after.get(key, {}).get(metric, 0) - before.get(key, {}).get(
                     metric, 0
                 )
-                if delta:
-                    self._add_count(c, key, metric, delta)
+                deltas[(key, metric)] = deltas.get((key, metric), 0) + delta
 
     # --- reading ---------------------------------------------------------------
 
@@ -108,7 +116,7 @@ class ReadModelView(TrackingRecorder, ABC):
 
     def facts(self, case_id: str) -> Facts | None:
         with self._transaction() as c:
-            return self._load_facts(c, case_id)
+            return self._load_facts(c, [case_id]).get(case_id)
 
     # --- the dialect -------------------------------------------------------------
 
@@ -119,18 +127,18 @@ class ReadModelView(TrackingRecorder, ABC):
     def _track(self, c: Any, tracking: Tracking) -> None: ...
 
     @abstractmethod
-    def _load_facts(self, c: Any, case_id: str) -> Facts | None: ...
+    def _load_facts(self, c: Any, case_ids: list[str]) -> dict[str, Facts]: ...
 
     @abstractmethod
-    def _save_facts(self, c: Any, case_id: str, facts: Facts) -> None: ...
+    def _save_facts(self, c: Any, facts: dict[str, Facts]) -> None: ...
 
     @abstractmethod
-    def _save_row(
-        self, c: Any, case_id: str, clinic_id: str, row: dict[str, Any]
+    def _save_rows(
+        self, c: Any, rows: list[tuple[str, str, dict[str, Any]]]
     ) -> None: ...
 
     @abstractmethod
-    def _add_count(self, c: Any, key: Key, metric: str, delta: int) -> None: ...
+    def _add_counts(self, c: Any, deltas: list[tuple[Key, str, int]]) -> None: ...
 
     @abstractmethod
     def _rows(self, clinics: Iterable[str] | None) -> list[Any]: ...
@@ -169,33 +177,33 @@ class SQLiteReadModelView(ReadModelView, SQLiteTrackingRecorder):
     def _track(self, c: Any, tracking: Tracking) -> None:
         self._insert_tracking(c, tracking)
 
-    def _load_facts(self, c: Any, case_id: str) -> Facts | None:
-        c.execute("SELECT facts FROM facts WHERE case_id = ?", (case_id,))
-        row = c.fetchone()
-        return None if row is None else dict(json.loads(row[0]))
-
-    def _save_facts(self, c: Any, case_id: str, facts: Facts) -> None:
+    def _load_facts(self, c: Any, case_ids: list[str]) -> dict[str, Facts]:
+        marks = ",".join("?" * len(case_ids)) or "NULL"
         c.execute(
+            f"SELECT case_id, facts FROM facts WHERE case_id IN ({marks})", case_ids
+        )
+        return {row[0]: dict(json.loads(row[1])) for row in c.fetchall()}
+
+    def _save_facts(self, c: Any, facts: dict[str, Facts]) -> None:
+        c.executemany(
             "INSERT INTO facts VALUES (?, ?) ON CONFLICT (case_id) DO UPDATE "
             "SET facts = excluded.facts",
-            (case_id, json.dumps(facts)),
+            [(k, json.dumps(v)) for k, v in facts.items()],
         )
 
-    def _save_row(
-        self, c: Any, case_id: str, clinic_id: str, row: dict[str, Any]
-    ) -> None:
-        c.execute(
+    def _save_rows(self, c: Any, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+        c.executemany(
             "INSERT INTO case_rows VALUES (?, ?, ?) ON CONFLICT (case_id) DO UPDATE "
             "SET clinic_id = excluded.clinic_id, row = excluded.row",
-            (case_id, clinic_id, json.dumps(row)),
+            [(k, clinic, json.dumps(row)) for k, clinic, row in rows],
         )
 
-    def _add_count(self, c: Any, key: Key, metric: str, delta: int) -> None:
-        c.execute(
+    def _add_counts(self, c: Any, deltas: list[tuple[Key, str, int]]) -> None:
+        c.executemany(
             "INSERT INTO counts VALUES (?, ?, ?, ?) "
             "ON CONFLICT (key, metric) DO UPDATE "
             "SET n = n + excluded.n",
-            (_key_text(key), self.model.clinic_of(key), metric, delta),
+            [(_key_text(k), self.model.clinic_of(k), m, d) for k, m, d in deltas],
         )
 
     def _rows(self, clinics: Iterable[str] | None) -> list[Any]:
@@ -271,40 +279,43 @@ class PostgresReadModelView(ReadModelView, PostgresTrackingRecorder):
     def _track(self, c: Any, tracking: Tracking) -> None:
         self._insert_tracking(c, tracking)
 
-    def _load_facts(self, c: Any, case_id: str) -> Facts | None:
-        c.execute(self._sql("SELECT facts FROM {facts} WHERE case_id = %s"), (case_id,))
-        row = c.fetchone()
-        return None if row is None else dict(row["facts"])
-
-    def _save_facts(self, c: Any, case_id: str, facts: Facts) -> None:
+    def _load_facts(self, c: Any, case_ids: list[str]) -> dict[str, Facts]:
         c.execute(
-            self._sql(
-                "INSERT INTO {facts} VALUES (%s, %s) ON CONFLICT (case_id) DO UPDATE "
-                "SET facts = excluded.facts"
-            ),
-            (case_id, json.dumps(facts)),
+            self._sql("SELECT case_id, facts FROM {facts} WHERE case_id = ANY(%s)"),
+            (case_ids,),
         )
+        return {row["case_id"]: dict(row["facts"]) for row in c.fetchall()}
 
-    def _save_row(
-        self, c: Any, case_id: str, clinic_id: str, row: dict[str, Any]
-    ) -> None:
-        c.execute(
-            self._sql(
-                "INSERT INTO {rows} VALUES (%s, %s, %s) "
-                "ON CONFLICT (case_id) DO UPDATE "
-                "SET clinic_id = excluded.clinic_id, row = excluded.row"
-            ),
-            (case_id, clinic_id, json.dumps(row)),
-        )
+    def _save_facts(self, c: Any, facts: dict[str, Facts]) -> None:
+        if facts:
+            c.executemany(
+                self._sql(
+                    "INSERT INTO {facts} VALUES (%s, %s) ON CONFLICT (case_id) "
+                    "DO UPDATE SET facts = excluded.facts"
+                ),
+                [(k, json.dumps(v)) for k, v in facts.items()],
+            )
 
-    def _add_count(self, c: Any, key: Key, metric: str, delta: int) -> None:
-        c.execute(
-            self._sql(
-                "INSERT INTO {counts} AS t VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (key, metric) DO UPDATE SET n = t.n + excluded.n"
-            ),
-            (_key_text(key), self.model.clinic_of(key), metric, delta),
-        )
+    def _save_rows(self, c: Any, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+        if rows:
+            c.executemany(
+                self._sql(
+                    "INSERT INTO {rows} VALUES (%s, %s, %s) "
+                    "ON CONFLICT (case_id) DO UPDATE "
+                    "SET clinic_id = excluded.clinic_id, row = excluded.row"
+                ),
+                [(k, clinic, json.dumps(row)) for k, clinic, row in rows],
+            )
+
+    def _add_counts(self, c: Any, deltas: list[tuple[Key, str, int]]) -> None:
+        if deltas:
+            c.executemany(
+                self._sql(
+                    "INSERT INTO {counts} AS t VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (key, metric) DO UPDATE SET n = t.n + excluded.n"
+                ),
+                [(_key_text(k), self.model.clinic_of(k), m, d) for k, m, d in deltas],
+            )
 
     def _rows(self, clinics: Iterable[str] | None) -> list[Any]:
         with self.datastore.transaction(commit=False) as c:
