@@ -63,7 +63,9 @@ def test_a_killed_and_restarted_projection_process_equals_a_fresh_rebuild(
     while not caught_up and time.monotonic() < deadline:
         caught_up = models.wait(app.recorder.max_notification_id() or 0)
     process_holder[-1].send_signal(signal.SIGTERM)
-    assert process_holder[-1].wait(timeout=30) == 0
+    status = process_holder[-1].wait(timeout=30)
+    stderr = process_holder[-1].stderr
+    assert status == 0, stderr.read().decode() if stderr else ""
 
     assert kills >= 2
     assert caught_up

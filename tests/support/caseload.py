@@ -85,6 +85,13 @@ def generate(app: CaseApplication, cases: int, seed: int) -> list[UUID]:
     return ids
 
 
+def _void(number: int) -> Callable[[TherapyCase], CommandResult]:
+    def void(case: TherapyCase) -> CommandResult:
+        return case.correct_entry(ctx(), "session", "duplicate_entry", number=number)
+
+    return void
+
+
 def _drive(c: Course, protocol: str, instrument: str) -> None:
     rng = c.rng
     stop = rng.random()
@@ -134,12 +141,7 @@ def _drive(c: Course, protocol: str, instrument: str) -> None:
         if rng.random() < 0.25:
             c.measure(instrument, rng.randint(floor, floor + 27))
         if rng.random() < 0.05:
-            number = c.case.last_session_number
-            c.do(
-                lambda case: case.correct_entry(
-                    ctx(), "session", "duplicate_entry", number=number
-                )
-            )
+            c.do(_void(c.case.last_session_number))
         left = c.case.acute_sessions_remaining or 0
         if left <= c.case.protocol.end_sessions.high and rng.random() < 0.6:
             break

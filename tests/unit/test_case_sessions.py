@@ -647,3 +647,31 @@ class TestMiddlePhaseStrategies:
             session(case, kind="engagement", strategies=("role_play",))
 
         assert rules_of(refused.value) == ["strategies_only_in_middle"]
+
+
+class TestDeviationsStayWithinTheContract:
+    def test_extra_beginning_sessions_never_crowd_out_the_middle_and_end(self) -> None:
+        case = open_case("ipt")
+        case.agree_contract(ctx(), 12)
+        for _ in range(10):
+            case.record_deviation(ctx(), "beginning_session_limit", "crisis")
+
+        numbers, rules = sessions_until_refused(case)
+
+        assert numbers == list(range(1, 10))
+        assert rules == ["contract_session_limit"]
+
+    def test_a_contract_smaller_than_the_sessions_already_held_is_refused(self) -> None:
+        case = open_case("ipt")
+        for _ in range(8):
+            case.record_deviation(ctx(), "beginning_session_limit", "crisis")
+        sessions(case, 10)
+        before = (case.version, len(case.pending_events))
+
+        with pytest.raises(GuardFailed) as refused:
+            case.agree_contract(ctx(), 12)
+
+        assert rules_of(refused.value) == ["contract_below_sessions_owed"]
+        assert (case.version, len(case.pending_events)) == before
+        case.agree_contract(ctx(), 13)
+        assert case.contract == {"sessions": 13, "frequency": "weekly"}

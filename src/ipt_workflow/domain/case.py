@@ -859,6 +859,16 @@ class TherapyCase(Aggregate):
             )
         if not v and count not in self.protocol.contract_sessions:
             v.append(self._outside_contract_range(count))
+        needed = self.counted_sessions() + 1 + self.protocol.end_sessions.low
+        if not v and count < needed:
+            v.append(
+                Violation(
+                    "contract_below_sessions_owed",
+                    f"{self.counted_sessions()} sessions are held already: the "
+                    f"contract needs at least {needed}, for a middle session and "
+                    "the end phase.",
+                )
+            )
         self._refuse_if(v)
         self._record(
             ctx,
@@ -1199,6 +1209,19 @@ class TherapyCase(Aggregate):
                         "middle phase, or record a beginning_session_limit deviation.",
                     )
                 ]
+            # Deviations may stretch the beginning, never past the contract: it
+            # must leave a middle session and the end phase's minimum.
+            if contract is not None:
+                last = contract["sessions"] - self.protocol.end_sessions.low - 1
+                if position > last:
+                    return [
+                        Violation(
+                            "contract_session_limit",
+                            f"A {contract['sessions']}-session contract leaves room "
+                            f"for {last} beginning sessions: start the middle phase, "
+                            "or renegotiate the contract.",
+                        )
+                    ]
         elif phase == Phase.middle and contract is not None:
             last = contract["sessions"] - self.protocol.end_sessions.low
             if position > last:
