@@ -12,7 +12,7 @@ import hmac
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -24,7 +24,12 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
 from ipt_workflow.domain.client_reference import ClientReference
-from ipt_workflow.domain.rules import DomainError
+from ipt_workflow.domain.rules import (
+    CommandIdReused,
+    DomainError,
+    GuardFailed,
+    InvalidInput,
+)
 from ipt_workflow.storage.chain import ChainCheck, verify
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 
@@ -56,6 +61,40 @@ class _Recorder(Protocol):
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]: ...
     def select_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None: ...
     def position_of(self, originator_id: UUID | str, version: int) -> int | None: ...
+
+
+class CommandObserver(Protocol):
+    """Told what became of each command: logs and metrics hang on this (D30)."""
+
+    def retried(self, command: str, attempt: int) -> None: ...
+
+    def finished(
+        self,
+        command: str,
+        case_id: UUID | None,
+        outcome: str,
+        *,
+        rules: Sequence[str] = (),
+        position: int | None = None,
+        error: BaseException | None = None,
+    ) -> None: ...
+
+
+class _Unobserved:
+    def retried(self, command: str, attempt: int) -> None:
+        pass
+
+    def finished(
+        self,
+        command: str,
+        case_id: UUID | None,
+        outcome: str,
+        *,
+        rules: Sequence[str] = (),
+        position: int | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -107,6 +146,8 @@ class CaseApplication(Application[UUID]):
         self._reference_key = key.encode()
         self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._attempts = int(self.env.get("COMMAND_ATTEMPTS") or 30)
+        self.observer: CommandObserver = _Unobserved()
+        """Set by the composition root; told every command's outcome and retry."""
 
     def save(
         self,
@@ -167,13 +208,18 @@ class CaseApplication(Application[UUID]):
             position = _position(recordings, case.id)
             return Outcome(case, CommandResult(case.version), position, True)
 
-        return self._retrying(attempt)
+        return self._observed("open_case", None, attempt)
 
     def _existing(self, case_id: UUID, wanted: TherapyCase) -> Outcome:
         open_case: TherapyCase = self.repository.get(case_id)
-        same = all(
-            getattr(open_case, name) == getattr(wanted, name)
-            for name in ("protocol_id", "client_age", "clinician_id", "prior_episodes")
+        # Compare with the data the case was opened with: a later reassignment
+        # must not turn a retried opening into a conflict.
+        opening: Any = self.case_events(case_id, limit=1)[0]
+        same = (
+            opening.protocol == wanted.protocol_id
+            and opening.client_age == wanted.client_age
+            and opening.clinician_id == wanted.clinician_id
+            and opening.prior_episodes == wanted.prior_episodes
         )
         if not same:
             raise CaseConflictError(case_id)
@@ -193,6 +239,7 @@ class CaseApplication(Application[UUID]):
         clinics: Collection[str] | None = None,
         expected_version: int | None = None,
         idempotency: IdempotencyClaim | None = None,
+        name: str = "command",
     ) -> Outcome:
         """Run one aggregate command on a case, saving what it records.
 
@@ -226,7 +273,27 @@ class CaseApplication(Application[UUID]):
             return Outcome(case, result, _position(recordings, case.id))
 
         with self._case_lock(case_id):
-            return self._retrying(attempt)
+            return self._observed(name, case_id, attempt)
+
+    def _observed(
+        self, name: str, case_id: UUID | None, attempt: Callable[[], Outcome]
+    ) -> Outcome:
+        """Run a command with retries and tell the observer what became of it."""
+        try:
+            outcome = self._retrying(attempt, name)
+        except GuardFailed as refused:
+            rules = [v.rule for v in refused.violations]
+            self.observer.finished(name, case_id, "refused", rules=rules)
+            raise
+        except Exception as error:
+            self.observer.finished(name, case_id, _outcome_of(error), error=error)
+            raise
+        if outcome.result.replayed:
+            result = "replayed"
+        else:
+            result = "created" if outcome.created else "recorded"
+        self.observer.finished(name, outcome.case.id, result, position=outcome.position)
+        return outcome
 
     def _answered(self, claim: IdempotencyClaim) -> Outcome | None:
         """The first answer to a retried request, or None if the key is new."""
@@ -253,11 +320,12 @@ class CaseApplication(Application[UUID]):
         """The log position of a case's event at a version."""
         return self._recorder.position_of(case_id, version)
 
-    def _retrying(self, attempt: Callable[[], T]) -> T:
+    def _retrying(self, attempt: Callable[[], T], name: str = "command") -> T:
         for n in range(self._attempts):
             try:
                 return attempt()
             except IntegrityError:
+                self.observer.retried(name, n + 1)
                 # Another process saved first: decide again against its state.
                 time.sleep(min(0.05, 0.001 * 2**n) * random.random())
         raise BusyError("the case changed too often while this command was decided")
@@ -315,6 +383,22 @@ class VersionMismatchError(DomainError):
     def __init__(self, current: int) -> None:
         self.current = current
         super().__init__(f"the case is at version {current}")
+
+
+def _outcome_of(error: Exception) -> str:
+    """The outcome label of a command that raised this error."""
+    for kind, label in (
+        (InvalidInput, "invalid"),
+        (CaseNotFoundError, "not_found"),
+        (CaseConflictError, "conflict"),
+        (VersionMismatchError, "version_mismatch"),
+        (IdempotencyKeyReusedError, "key_reused"),
+        (CommandIdReused, "key_reused"),
+        (BusyError, "busy"),
+    ):
+        if isinstance(error, kind):
+            return label
+    return "failed"
 
 
 def _record(

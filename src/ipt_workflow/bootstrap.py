@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 from ipt_workflow.application import CaseApplication
+from ipt_workflow.audit import Checkpointer
 from ipt_workflow.settings import Settings, ensure_sqlite_directory, sqlite_path
+from ipt_workflow.storage.access_log import (
+    AccessLog,
+    PostgresAccessLog,
+    SQLiteAccessLog,
+)
+from ipt_workflow.storage.audit import parse_checkpoint_keys
 from ipt_workflow.storage.keys import KeyStore, PostgresKeyStore, SQLiteKeyStore
 
 
@@ -21,3 +31,32 @@ def build_key_store(settings: Settings) -> KeyStore:
     if settings.backend == "sqlite":
         return SQLiteKeyStore(sqlite_path(settings.database_url))
     return PostgresKeyStore(settings.database_url)
+
+
+def access_log_path(settings: Settings) -> str:
+    """SQLite: the access log's own file beside the events' file."""
+    events = Path(sqlite_path(settings.database_url))
+    return str(events.with_name(f"{events.stem}.access{events.suffix or '.db'}"))
+
+
+def build_access_log(settings: Settings) -> AccessLog:
+    """Where reads of cases are recorded: never under the event log's write lock."""
+    ensure_sqlite_directory(settings)
+    if settings.backend == "sqlite":
+        return SQLiteAccessLog(access_log_path(settings))
+    return PostgresAccessLog(settings.database_url)
+
+
+def build_checkpointer(
+    settings: Settings, cases: CaseApplication
+) -> Checkpointer | None:
+    """The server's checkpoint thread; None without IPT_CHECKPOINT_KEY."""
+    if settings.checkpoint_key is None:
+        return None
+    key = parse_checkpoint_keys(settings.checkpoint_key.get_secret_value())[0]
+    return Checkpointer(
+        cases,
+        key,
+        every_events=settings.checkpoint_every_events,
+        every_seconds=settings.checkpoint_every_minutes * 60 or math.inf,
+    )

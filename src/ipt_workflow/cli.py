@@ -8,7 +8,10 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ipt_workflow import audit_cli
 
 if TYPE_CHECKING:
     from ipt_workflow.settings import Settings
@@ -38,8 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     projection_commands = projections.add_subparsers(
         dest="projections_command", required=True
     )
-    projection_commands.add_parser(
+    run = projection_commands.add_parser(
         "run", help="keep every read model up to date until stopped"
+    )
+    run.add_argument(
+        "--heartbeat",
+        metavar="FILE",
+        help="touch FILE every half second while every read model's runner runs",
     )
     rebuild = projection_commands.add_parser(
         "rebuild", help="rebuild read models from position 0 (stop `run` first)"
@@ -60,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list keys (never their tokens)")
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+    audit_cli.add_parser(commands)
     return parser
 
 
@@ -82,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _keys(args)
     if args.command == "projections":
         return _projections(args)
+    if args.command == "audit":
+        return audit_cli.run(args, _settings())
     return _serve(args)
 
 
@@ -92,12 +103,16 @@ def _settings() -> Settings:
     from ipt_workflow.settings import Settings
 
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as invalid:
         for error in invalid.errors():
             name = "IPT_" + "_".join(str(p) for p in error["loc"]).upper()
             sys.stderr.write(f"configuration error: {name}: {error['msg']}\n")
         raise SystemExit(2) from None
+    from ipt_workflow.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
 
 
 def _db_init() -> int:
@@ -106,8 +121,27 @@ def _db_init() -> int:
     settings = _settings()
     build_application(settings).close()
     build_key_store(settings).close()
+    _create_other_tables(settings)
     sys.stdout.write(f"tables ready ({settings.backend})\n")
     return 0
+
+
+def _create_other_tables(settings: Settings) -> None:
+    """The read models' and the access log's tables, once, before any worker starts.
+
+    Workers starting together on a fresh PostgreSQL database would race on
+    `CREATE TABLE IF NOT EXISTS` (a unique violation in pg_type), and uvicorn stops
+    every worker when one fails to start.
+    """
+    from ipt_workflow.bootstrap import build_access_log, build_application
+    from ipt_workflow.readmodels import ReadModels
+
+    cases = build_application(settings)
+    try:
+        ReadModels(settings, cases).close()
+    finally:
+        cases.close()
+    build_access_log(settings).close()
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -177,18 +211,23 @@ def _projections(args: argparse.Namespace) -> int:
                 f"({report.rate:,.0f} events/s)\n"
             )
         return 0
+    from ipt_workflow.supervisor import ProjectionSupervisor
+
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    runners = readmodels.start_runners(settings)
+    heartbeat = Path(args.heartbeat) if args.heartbeat else None
+    # A runner that fails (the database went away) is replaced, not fatal (D31).
+    runners = ProjectionSupervisor.for_settings(settings, heartbeat=heartbeat).start()
     sys.stdout.write(f"projections running: {', '.join(CATALOG)}\n")
     sys.stdout.flush()
     try:
         while not stopping.wait(0.5):
-            for runner in runners:
-                runner.run_forever(timeout=0)  # re-raises a runner's error
+            pass
     finally:
-        readmodels.stop_runners(runners)
+        # Each runner finishes the event it is on; rows and position are one
+        # transaction, so nothing is left half-written.
+        runners.stop()
     return 0
 
 
@@ -214,6 +253,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     build_application(settings).close()  # create tables once, not in every worker
     build_key_store(settings).close()
+    _create_other_tables(settings)
     base = f"http://{args.host}:{args.port}"
     sys.stdout.write(f"ipt-workflow on {base} — interactive docs: {base}/docs\n")
     if settings.dev:
@@ -222,14 +262,32 @@ def _serve(args: argparse.Namespace) -> int:
             "(send `Authorization: Bearer dev-clinician`)\n"
         )
     sys.stdout.flush()
-    uvicorn.run(
-        "ipt_workflow.api.app:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-    )
+    from ipt_workflow import metrics
+
+    # Several workers share their metrics through files (D32); the folder must
+    # start empty, and every worker process inherits where it is.
+    made_here = None
+    if args.workers > 1:
+        folder, made = metrics.prepare_multiprocess_dir(
+            os.environ.get(metrics.MULTIPROC_DIR)
+        )
+        os.environ[metrics.MULTIPROC_DIR] = folder
+        made_here = folder if made else None
+    try:
+        uvicorn.run(
+            "ipt_workflow.api.app:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            log_config=None,  # our handler formats uvicorn's lines too
+            access_log=False,  # the app writes one access line per request
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
+    finally:
+        if made_here is not None:
+            metrics.remove_multiprocess_dir(made_here)
     return 0
 
 
@@ -247,6 +305,10 @@ def production_problems(settings: Settings) -> list[str]:
         )
     if settings.reference_key.get_secret_value() == DEV_REFERENCE_KEY:
         problems.append("IPT_REFERENCE_KEY is not set: the client index key is public")
+    if settings.checkpoint_key is None:
+        problems.append(
+            "IPT_CHECKPOINT_KEY is not set: no signed checkpoints would be taken"
+        )
     store = build_key_store(settings)
     try:
         if not store.any_active():

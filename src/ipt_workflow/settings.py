@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ipt_workflow.storage.audit import parse_checkpoint_keys
 from ipt_workflow.storage.cipher import parse_keys
 
 DEV_REFERENCE_KEY = "ipt-workflow-development-reference-key"
+_LEVELS = ("debug", "info", "warning", "error")
 
 
 class Settings(BaseSettings):
@@ -47,11 +49,49 @@ class Settings(BaseSettings):
     command_attempts: int = 30
     """How often a command that lost a race for its case is decided again."""
 
+    checkpoint_key: SecretStr | None = None
+    """HMAC keys for signed checkpoints, comma-separated, newest first (32+ chars)."""
+
+    checkpoint_every_events: int = Field(default=1000, ge=1)
+    """The server takes a checkpoint once this many events were written..."""
+
+    checkpoint_every_minutes: float = Field(default=10.0, ge=0)
+    """...or this long after the last one, if anything was written (0: never)."""
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """Log lines as JSON, as console text, or `auto`: console on a terminal."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """The least severe log lines written (DEBUG adds probes, scrapes, retries)."""
+
+    ready_max_lag_events: int = Field(default=1000, ge=0, le=10_000)
+    """/readyz fails when a read model is more case events behind (0: no check)."""
+
+    ready_max_lag_seconds: float = Field(default=60.0, ge=0)
+    """/readyz fails when a read model's oldest unprocessed event is older (0: off)."""
+
+    shutdown_grace_seconds: int = Field(default=30, ge=1)
+    """On SIGTERM, how long `serve` lets in-flight requests finish."""
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if value.lower() in _LEVELS else value.lower()
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
         backend_of(url)
         return url
+
+    @field_validator("checkpoint_key")
+    @classmethod
+    def _valid_checkpoint_keys(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None:
+            parse_checkpoint_keys(key.get_secret_value())
+        return key
 
     @field_validator("cipher_key")
     @classmethod
@@ -90,7 +130,9 @@ class Settings(BaseSettings):
         else:
             parts = urlsplit(self.database_url)
             env |= {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "PERSISTENCE_MODULE": (
+                    "ipt_workflow.storage.postgres:ChainedPostgresFactory"
+                ),
                 "POSTGRES_DBNAME": parts.path.lstrip("/"),
                 "POSTGRES_HOST": parts.hostname or "localhost",
                 "POSTGRES_PORT": str(parts.port or 5432),
@@ -100,6 +142,8 @@ class Settings(BaseSettings):
                 "POSTGRES_MAX_OVERFLOW": str(self.postgres_max_overflow),
                 "POSTGRES_LOCK_TIMEOUT": str(self.postgres_lock_timeout),
                 "POSTGRES_PRE_PING": "y",
+                # Seconds to wait for a pooled connection before a request fails.
+                "POSTGRES_CONNECT_TIMEOUT": "2",
                 "APPLICATION_RECORDER_TOPIC": (
                     "ipt_workflow.storage.postgres:ChainedPostgresApplicationRecorder"
                 ),

@@ -562,7 +562,7 @@ class CaseMachine(RuleBasedStateMachine):
             assert contract is not None
             held = len(counted(case, follow_up=True))
             # Now and then one session more than agreed, to probe the limit.
-            if data.draw(st.integers(0, 3 if held < contract["sessions"] else 1)):
+            if data.draw(st.integers(0, 7 if held < contract["sessions"] else 1)):
                 self.valid_session(data)
             else:
                 self.transition(Transition.close, data)
@@ -999,7 +999,9 @@ class CaseMachine(RuleBasedStateMachine):
             if d["rule"] == DeviationRule.beginning_session_limit
         )
         beginning = [s for s in acute if s["phase"] == Phase.beginning]
-        assert len(beginning) <= protocol.beginning_sessions.high + extra
+        assert len(beginning) <= protocol.beginning_sessions.high + extra, (
+            f"{len(beginning)} beginning sessions with {extra} deviations"
+        )
         if case.contract is not None:
             assert len(acute) <= case.contract["sessions"], (
                 f"{len(acute)} counted sessions, contract {case.contract}"
@@ -1010,7 +1012,9 @@ class CaseMachine(RuleBasedStateMachine):
                 assert position <= last, f"middle session at position {position}>{last}"
         if case.follow_up_contract is not None:
             held = len(counted(case, follow_up=True))
-            assert held <= case.follow_up_contract["sessions"]
+            assert held <= case.follow_up_contract["sessions"], (
+                f"{held} follow-up sessions, contract {case.follow_up_contract}"
+            )
         else:
             assert not counted(case, follow_up=True)
 

@@ -6,17 +6,27 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow.api import errors
 from ipt_workflow.api.deps import RateLimiter, Services
-from ipt_workflow.api.routes import cases, health, projections
-from ipt_workflow.bootstrap import build_application, build_key_store
-from ipt_workflow.readmodels import ReadModels, start_runners, stop_runners
+from ipt_workflow.api.routes import audit, cases, health, projections
+from ipt_workflow.bootstrap import (
+    build_access_log,
+    build_application,
+    build_checkpointer,
+    build_key_store,
+)
+from ipt_workflow.logging import CommandLog, RequestContext, configure_logging
+from ipt_workflow.metrics import worker_exiting
+from ipt_workflow.readmodels import ReadModels
 from ipt_workflow.settings import Settings
+from ipt_workflow.supervisor import ProjectionSupervisor
 
 MAX_BODY = 1024 * 1024
+lifecycle = structlog.get_logger("ipt_workflow.lifecycle")
 
 DESCRIPTION = """
 Treatment records of Interpersonal Psychotherapy (IPT) cases, kept to the protocol.
@@ -28,21 +38,41 @@ command lists every unmet rule in `violations`. Send `Authorization: Bearer <tok
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """The API over the configured store; the lifespan builds the services."""
+    configure_logging(settings.log_format, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = services or build_services(settings)
         app.state.services = built
-        runners = start_runners(settings) if settings.run_projections else []
+        runners = None
+        if settings.run_projections:
+            runners = ProjectionSupervisor.for_settings(settings).start()
+        app.state.projections = runners
+        checkpointer = build_checkpointer(settings, built.cases)
+        if checkpointer is not None:
+            checkpointer.start()
+        lifecycle.info(
+            "api_started", backend=settings.backend, projections=bool(runners)
+        )
         try:
             yield
         finally:
-            stop_runners(runners)
+            # uvicorn gets here once in-flight requests have finished (or the grace
+            # period ran out): stop the runners after their current event, then close.
+            lifecycle.info("api_stopping")
+            if checkpointer is not None:
+                checkpointer.stop()
+            if runners is not None:
+                runners.stop()
+            worker_exiting()
             if services is None:
                 built.cases.close()
                 built.keys.close()
                 if built.read_models is not None:
                     built.read_models.close()
+                if built.access is not None:
+                    built.access.close()
+            lifecycle.info("api_stopped")
 
     app = FastAPI(
         title="ipt-workflow",
@@ -53,20 +83,27 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     errors.install(app)
     app.include_router(cases.router)
     app.include_router(projections.router)
+    app.include_router(audit.cases_router)
+    app.include_router(audit.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimit)
+    app.add_middleware(
+        RequestContext, pools=lambda: health.service_pools(app.state.services)
+    )
     _add_problem_schema(app)
     return app
 
 
 def build_services(settings: Settings) -> Services:
     cases = build_application(settings)
+    cases.observer = CommandLog()
     return Services(
         settings=settings,
         cases=cases,
         keys=build_key_store(settings),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         read_models=ReadModels(settings, cases),
+        access=build_access_log(settings),
     )
 
 

@@ -15,6 +15,7 @@ from ipt_workflow.api.errors import ApiError
 from ipt_workflow.application import CaseApplication
 from ipt_workflow.readmodels import ReadModels
 from ipt_workflow.settings import Settings
+from ipt_workflow.storage.access_log import AccessLog
 from ipt_workflow.storage.keys import ApiKey, KeyStore, Role
 
 DEV_CLINIC = "demo-clinic"
@@ -83,6 +84,8 @@ class Services:
     keys: KeyStore
     limiter: RateLimiter
     read_models: ReadModels | None = None
+    access: AccessLog | None = None
+    """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
     _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     def find_key(self, token: str) -> ApiKey | None:
@@ -148,6 +151,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
 
 Clinician = Annotated[Principal, Depends(require("clinician"))]
 Reader = Annotated[Principal, Depends(require("clinician", "auditor"))]
+Auditor = Annotated[Principal, Depends(require("auditor"))]
 
 
 def idempotency_key(

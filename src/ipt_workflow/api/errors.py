@@ -21,6 +21,7 @@ from ipt_workflow.application import (
     IdempotencyKeyReusedError,
     VersionMismatchError,
 )
+from ipt_workflow.audit import VersionNotFoundError
 from ipt_workflow.domain.rules import CommandIdReused, GuardFailed, InvalidInput
 
 PROBLEM = "application/problem+json"
@@ -111,7 +112,12 @@ def _http(_: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404:
         return problem(404, "not_found", "No such resource.")
     if exc.status_code == 405:
-        return problem(405, "method_not_allowed", "This method is not allowed here.")
+        return problem(
+            405,
+            "method_not_allowed",
+            "This method is not allowed here.",
+            headers=dict(exc.headers or {}),
+        )
     code = "bad_request" if exc.status_code == 400 else "internal_error"
     return problem(exc.status_code, code, str(exc.detail))
 
@@ -146,6 +152,10 @@ def _invalid(_: Request, exc: Exception) -> JSONResponse:
 
 def _not_found(_: Request, _exc: Exception) -> JSONResponse:
     return problem(404, "not_found", "No such case.")
+
+
+def _no_version(_: Request, exc: Exception) -> JSONResponse:
+    return problem(404, "not_found", f"{str(exc).capitalize()}.")
 
 
 def _conflict(_: Request, exc: Exception) -> JSONResponse:
@@ -217,6 +227,7 @@ def install(app: FastAPI) -> None:
         (GuardFailed, _guard),
         (InvalidInput, _invalid),
         (CaseNotFoundError, _not_found),
+        (VersionNotFoundError, _no_version),
         (CaseConflictError, _conflict),
         (VersionMismatchError, _version),
         (CommandIdReused, _reused),

@@ -7,16 +7,20 @@ never depends on this layer alone.
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     Strict,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -41,8 +45,16 @@ from ipt_workflow.domain.codes import (
     Strategy,
     WithdrawalReason,
 )
+from ipt_workflow.domain.inputs import DATE_GRACE
 from ipt_workflow.domain.measures import FollowUpKind, OutcomeClass
-from ipt_workflow.domain.protocols import Instrument, ProblemArea, SessionKind
+from ipt_workflow.domain.protocols import (
+    INSTRUMENTS,
+    LATEST,
+    PROTOCOLS,
+    Instrument,
+    ProblemArea,
+    SessionKind,
+)
 
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
@@ -53,17 +65,50 @@ Note = Annotated[
         min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
     ),
 ]
-ProtocolRef = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+def _known_protocol(value: str) -> str:
+    if value not in PROTOCOLS and value not in LATEST:
+        raise ValueError(
+            f"unknown protocol; known: {', '.join(sorted([*PROTOCOLS, *LATEST]))}"
+        )
+    return value
+
+
+ProtocolRef = Annotated[
+    str, StringConstraints(min_length=1, max_length=32), AfterValidator(_known_protocol)
+]
 
 
 def _iso_date(value: object) -> object:
-    # JSON has no date type: only a `YYYY-MM-DD` string is a date here, never a number.
-    if not isinstance(value, str | date):
+    # JSON has no date type: only a `YYYY-MM-DD` string is a date here, never a
+    # number, nor a numeric string that pydantic would read as a Unix time.
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         raise ValueError("must be a date string, YYYY-MM-DD")
     return value
 
 
 Day = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def within(low: int, high: int, **kw: Any) -> Any:
+    """A fixed range, checked here with every other schema check of the body."""
+    return Field(ge=low, le=high, **kw)
+
+
+def _not_future(value: date) -> date:
+    # The domain checks this too; checking it here as well lets one answer list it
+    # beside every other bad field of the body.
+    if value > datetime.now(UTC).date() + DATE_GRACE:
+        raise ValueError(f"{value.isoformat()} is in the future")
+    return value
+
+
+PastDay = Annotated[Day, AfterValidator(_not_future)]
+
+
 Count = Annotated[int, Strict()]
 Flag = Annotated[bool, Strict()]
 
@@ -94,16 +139,14 @@ class CaseCreate(Body):
     protocol: ProtocolRef = Field(
         description="`ipt@1`, or `ipt` for the latest version"
     )
-    client_age: Count = Field(ge=0, le=130)
+    client_age: Count = within(0, 130)
     clinician_id: Identifier
-    prior_episodes: Count = Field(default=0, ge=0, le=99)
+    prior_episodes: Count = within(0, 99, default=0)
 
 
 class Relationship(Body):
     role: RelationshipRole
-    closeness: Count = Field(
-        ge=1, le=3, description="1 inner, 2 middle, 3 outer circle"
-    )
+    closeness: Count = within(1, 3, description="1 inner, 2 middle, 3 outer circle")
     supportive: Flag = False
     conflict: Flag = False
     changed_at_onset: Flag = False
@@ -143,8 +186,10 @@ class DisputeStageChange(Body):
 
 class ContractAgree(Body):
     model_config = example(sessions=16, frequency="weekly")
-    sessions: Count | None = Field(default=None, ge=1, le=104)
-    frequency: Frequency = Frequency.weekly
+    sessions: Count | None = within(1, 104, default=None)
+    frequency: Frequency | None = Field(
+        default=None, description="weekly when agreeing; unchanged when renegotiating"
+    )
     reason: RenegotiationReason | None = Field(
         default=None, description="required when a contract exists (a renegotiation)"
     )
@@ -161,8 +206,16 @@ class DeviationRecord(Body):
 class MeasureRecord(Body):
     model_config = example(instrument="phq9", score=18, measured_on="2026-01-05")
     instrument: Instrument
-    score: Count = Field(ge=0, le=200, description="within the instrument's range")
-    measured_on: Day
+    score: Count = within(0, 113, description="within the instrument's range")
+    measured_on: PastDay
+
+    @field_validator("score")
+    @classmethod
+    def _score_fits_instrument(cls, score: int, info: ValidationInfo) -> int:
+        instrument = info.data.get("instrument")
+        if instrument is not None and score not in INSTRUMENTS[instrument].scores:
+            raise ValueError(f"{score} is outside {INSTRUMENTS[instrument].scores}")
+        return score
 
 
 class SessionRecord(Body):
@@ -174,8 +227,8 @@ class SessionRecord(Body):
         strategies=["communication_analysis"],
         communication_aspects=["tone"],
     )
-    held_on: Day
-    minutes: Count = Field(ge=20, le=120)
+    held_on: PastDay
+    minutes: Count = within(20, 120)
     modality: Modality
     attendees: list[Attendee] = Field(min_length=1, max_length=4)
     kind: SessionKind = SessionKind.therapy
@@ -184,10 +237,23 @@ class SessionRecord(Body):
         default_factory=list, max_length=4
     )
 
+    @field_validator("communication_aspects")
+    @classmethod
+    def _aspects_need_their_strategy(
+        cls, aspects: list[CommunicationAspect], info: ValidationInfo
+    ) -> list[CommunicationAspect]:
+        strategies = info.data.get("strategies", [])
+        if aspects and Strategy.communication_analysis not in strategies:
+            raise ValueError(
+                "aspects belong to communication analysis, which is not among the "
+                "strategies"
+            )
+        return aspects
+
 
 class MissedSessionRecord(Body):
     model_config = example(scheduled_on="2026-02-09", reason="client_cancelled")
-    scheduled_on: Day
+    scheduled_on: PastDay
     reason: MissedReason
     note: Note | None = None
 
@@ -195,8 +261,8 @@ class MissedSessionRecord(Body):
 class CorrectionRecord(Body):
     model_config = example(entry="session", number=3, reason="duplicate_entry")
     entry: CorrectedEntry
-    number: Count | None = Field(default=None, ge=1, le=10_000)
-    measured_on: Day | None = None
+    number: Count | None = within(1, 10_000, default=None)
+    measured_on: PastDay | None = None
     instrument: Instrument | None = None
     reason: CorrectionReason
     note: Note | None = None
@@ -230,7 +296,7 @@ class FollowUpOffer(Body):
 class FollowUpDecision(Body):
     model_config = example(accepted=True, sessions=6, frequency="monthly")
     accepted: Flag
-    sessions: Count | None = Field(default=None, ge=1, le=104)
+    sessions: Count | None = within(1, 104, default=None)
     frequency: FollowUpFrequency | None = None
 
     @model_validator(mode="after")

@@ -83,7 +83,7 @@ class _SqlAccessLog(ABC):
             "CREATE INDEX IF NOT EXISTS access_log_by_actor ON access_log (actor, id)",
         ]
 
-    def _before_insert(self, cursor: Any) -> None:
+    def _before_insert(self, cursor: Any) -> None:  # noqa: B027
         """Serialise writers so ids are committed in order (see PostgreSQL)."""
 
     def record(
@@ -179,7 +179,13 @@ class PostgresAccessLog(_SqlAccessLog):
 
     def __init__(self, conninfo: str) -> None:
         self.pool = ConnectionPool(
-            conninfo, min_size=1, max_size=4, open=True, kwargs={"autocommit": True}
+            conninfo,
+            min_size=1,
+            max_size=4,
+            open=True,
+            timeout=2,
+            check=ConnectionPool.check_connection,  # drop connections a restart killed
+            kwargs={"autocommit": True},
         )
         with self._cursor() as c:
             for statement in self._create():

@@ -142,9 +142,7 @@ class RangeDigest:
         self.count = 0
 
     def add(self, row: LogRow) -> None:
-        line = (
-            f"{row.position}:{row.aggregate_id.hex}:{row.version}:{_hex(row.hash)}\n"
-        )
+        line = f"{row.position}:{row.aggregate_id.hex}:{row.version}:{_hex(row.hash)}\n"
         self._digest.update(line.encode())
         self.count += 1
 
@@ -168,6 +166,7 @@ class AuditRecorder(Protocol):
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]: ...
     def select_positions(self, originator_id: UUID) -> dict[int, int]: ...
     def max_notification_id(self) -> int | None: ...
+    def select_case_clinic(self, case_id: UUID) -> str | None: ...
     def select_feed(
         self, after: int, limit: int, clinics: Collection[str] | None
     ) -> Sequence[Notification]: ...

@@ -176,7 +176,13 @@ class PostgresKeyStore(_SqlKeyStore):
 
     def __init__(self, conninfo: str) -> None:
         self.pool = ConnectionPool(
-            conninfo, min_size=1, max_size=4, open=True, kwargs={"autocommit": True}
+            conninfo,
+            min_size=1,
+            max_size=4,
+            open=True,
+            timeout=2,
+            check=ConnectionPool.check_connection,  # drop connections a restart killed
+            kwargs={"autocommit": True},
         )
         with self._cursor() as c:
             c.execute(self.create)

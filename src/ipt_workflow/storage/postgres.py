@@ -6,12 +6,23 @@ previous hash read here cannot change before this transaction commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.persistence import (
+    InterfaceError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
+from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -20,11 +31,55 @@ from ipt_workflow.storage.chain import link
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.postgres_audit import PostgresAuditMixin
 
+# The library retries a lost database ten times, each after waiting for a pooled
+# connection: minutes before a caller hears anything. Two short tries ride over
+# one stale connection; then the API answers 503 at once.
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _brief_retry(func: F) -> F:
+    wrapped: F = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)(
+        func
+    )
+    return wrapped
+
+
+_app = PostgresApplicationRecorder
+_agg = PostgresAggregateRecorder
+
 
 class ChainedPostgresApplicationRecorder(
     PostgresAuditMixin, PostgresApplicationRecorder
 ):
     """Stores each event's chain hash beside it, atomically."""
+
+    @_brief_retry
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        inner: Any = _app.insert_events
+        result: Sequence[int] | None = inner.__wrapped__(self, stored_events, **kwargs)
+        return result
+
+    @_brief_retry
+    def select_events(
+        self, originator_id: UUID | str, **kwargs: Any
+    ) -> Sequence[StoredEvent]:
+        inner: Any = _app.select_events
+        found: Sequence[StoredEvent] = inner.__wrapped__(self, originator_id, **kwargs)
+        return found
+
+    @_brief_retry
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Sequence[Notification]:
+        inner: Any = _app.select_notifications
+        found: Sequence[Notification] = inner.__wrapped__(self, *args, **kwargs)
+        return found
+
+    @_brief_retry
+    def max_notification_id(self) -> int | None:
+        inner: Any = _app.max_notification_id
+        head: int | None = inner.__wrapped__(self)
+        return head
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -139,3 +194,30 @@ class ChainedPostgresApplicationRecorder(
             curs.execute(self._select_position, (originator_id, version))
             row = curs.fetchone()
         return None if row is None else int(row["notification_id"])
+
+
+class BrieflyRetryingAggregateRecorder(PostgresAggregateRecorder):
+    """The snapshot store, failing as fast as the event store when the database goes."""
+
+    @_brief_retry
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        inner: Any = _agg.insert_events
+        result: Sequence[int] | None = inner.__wrapped__(self, stored_events, **kwargs)
+        return result
+
+    @_brief_retry
+    def select_events(
+        self, originator_id: UUID | str, **kwargs: Any
+    ) -> Sequence[StoredEvent]:
+        inner: Any = _agg.select_events
+        found: Sequence[StoredEvent] = inner.__wrapped__(self, originator_id, **kwargs)
+        return found
+
+
+class ChainedPostgresFactory(PostgresFactory):
+    """The library's PostgreSQL persistence with this project's recorders."""
+
+    aggregate_recorder_class = BrieflyRetryingAggregateRecorder
+    application_recorder_class = ChainedPostgresApplicationRecorder

@@ -1,4 +1,4 @@
-"""The PostgreSQL recorder's audit tables and queries: clinic index, feed, checkpoints."""
+"""The PostgreSQL recorder's audit tables and queries: index, feed, checkpoints."""
 
 from __future__ import annotations
 
@@ -107,6 +107,18 @@ class PostgresAuditMixin:
                 rows,
             )
 
+    def select_case_clinic(self, case_id: UUID) -> str | None:
+        """The clinic a case was opened at, from the index; None if not indexed."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT clinic_id FROM {0} WHERE case_id = %s").format(
+                    self._table("clinics")
+                ),
+                (case_id,),
+            )
+            row = curs.fetchone()
+        return None if row is None else str(row["clinic_id"])
+
     def select_feed(
         self, after: int, limit: int, clinics: Collection[str] | None
     ) -> Sequence[Notification]:
@@ -147,9 +159,7 @@ class PostgresAuditMixin:
                 ).format(self._events),
                 (originator_id,),
             )
-            return {
-                row["originator_version"]: row["notification_id"] for row in curs
-            }
+            return {row["originator_version"]: row["notification_id"] for row in curs}
 
     def select_log_rows(self, after: int, upto: int, limit: int) -> list[LogRow]:
         """Rows in (after, upto] in log order, with their chain hashes."""

@@ -1,4 +1,4 @@
-"""The SQLite recorder's audit tables and queries: clinic index, feed, checkpoints."""
+"""The SQLite recorder's audit tables and queries: index, feed, checkpoints."""
 
 from __future__ import annotations
 
@@ -68,6 +68,16 @@ class SQLiteAuditMixin:
         ]
         if rows:
             c.executemany(f"INSERT INTO {CLINICS_TABLE} VALUES (?, ?)", rows)
+
+    def select_case_clinic(self, case_id: UUID) -> str | None:
+        """The clinic a case was opened at, from the index; None if not indexed."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT clinic_id FROM {CLINICS_TABLE} WHERE case_id = ?",
+                (case_id.hex,),
+            )
+            row = c.fetchone()
+        return None if row is None else str(row[0])
 
     def select_feed(
         self, after: int, limit: int, clinics: Collection[str] | None

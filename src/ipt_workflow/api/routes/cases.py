@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ipt_workflow.api import schemas as s
+from ipt_workflow.api.access import CaseReadsDep
 from ipt_workflow.api.deps import Reader, ReadYourWrites, ServicesDep
 from ipt_workflow.api.errors import responses
 from ipt_workflow.api.routes.commands import Runner, answer
@@ -63,10 +64,15 @@ def open_case(body: s.CaseCreate, runner: Runner) -> JSONResponse:
 
 @router.get("/{case_id}", response_model=s.CaseView, responses=READ_ERRORS)
 def get_case(
-    case_id: CaseId, principal: Reader, svc: ServicesDep, _: ReadYourWrites
+    case_id: CaseId,
+    principal: Reader,
+    svc: ServicesDep,
+    _: ReadYourWrites,
+    reads: CaseReadsDep,
 ) -> JSONResponse:
     """The case now, with every transition's why-not."""
     case = svc.cases.get_case(case_id, clinics=principal.clinics)
+    reads.record(case)
     position = svc.cases.position_of(case.id, case.version)
     outcome = Outcome(case, CommandResult(case.version), position)
     return answer(outcome, case_view(case, outcome.position), 200)
@@ -78,11 +84,12 @@ def history(
     principal: Reader,
     svc: ServicesDep,
     _: ReadYourWrites,
-    after_version: Annotated[int, Query(ge=0)] = 0,
+    reads: CaseReadsDep,
+    after_version: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The case's events in version order, a page at a time."""
-    svc.cases.get_case(case_id, clinics=principal.clinics)
+    reads.record(svc.cases.get_case(case_id, clinics=principal.clinics))
     events = svc.cases.case_events(
         case_id, after_version=after_version, limit=limit + 1
     )
@@ -147,7 +154,7 @@ def contract(case_id: CaseId, body: s.ContractAgree, runner: Runner) -> JSONResp
 
     def act(case: Any, ctx: CommandContext) -> Any:
         if case.contract is None and body.reason is None:
-            return case.agree_contract(ctx, body.sessions, body.frequency)
+            return case.agree_contract(ctx, body.sessions, body.frequency or "weekly")
         return case.renegotiate_contract(
             ctx, body.sessions, body.reason, body.frequency, body.note
         )

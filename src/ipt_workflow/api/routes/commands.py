@@ -81,8 +81,17 @@ class CommandRunner:
             clinics=self.principal.clinics,
             expected_version=self.expected,
             idempotency=self.claim(body, status),
+            name=self.command_name(),
         )
         return answer(outcome, render(outcome), outcome.status or status)
+
+    def command_name(self) -> str:
+        """The route's name; a transition is named by its own name (start_middle)."""
+        transition = self.request.path_params.get("name")
+        if isinstance(transition, str):
+            return transition
+        route = self.request.scope.get("route")
+        return str(getattr(route, "name", None) or "command")
 
 
 def answer(outcome: Outcome, content: dict[str, Any], status: int) -> JSONResponse:

@@ -6,13 +6,14 @@ ids and coded facts only, and outcome cells of one to four cases are suppressed 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from ipt_workflow.api.deps import Principal, ServicesDep, require
 from ipt_workflow.api.errors import ApiError, responses
+from ipt_workflow.api.schemas import Day
 from ipt_workflow.readmodels import ReadModels
 from projections.alerts import open_alerts
 from projections.outcomes import figures
@@ -126,7 +127,7 @@ def alerts(
     principal: Anyone,
     svc: ServicesDep,
     as_of: Annotated[
-        date | None, Query(description="the day to judge on (UTC today)")
+        Day | None, Query(description="the day to judge on, YYYY-MM-DD (UTC today)")
     ] = None,
     clinician_id: str | None = None,
     min_position: MinPosition = None,

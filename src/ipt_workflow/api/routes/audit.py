@@ -1,0 +1,167 @@
+"""The auditor routes of api.md: replay, verify, FHIR, the feed, the access log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from ipt_workflow import audit
+from ipt_workflow.api import audit_schemas as a
+from ipt_workflow.api import schemas as s
+from ipt_workflow.api.access import CaseReadsDep
+from ipt_workflow.api.deps import Auditor, Reader, ServicesDep
+from ipt_workflow.api.errors import ApiError, responses
+from ipt_workflow.api.fhir import fhir_bundle
+from ipt_workflow.api.views import case_view, history_item
+from ipt_workflow.storage.audit import parse_checkpoint_keys
+
+cases_router = APIRouter(prefix="/cases", tags=["audit"])
+router = APIRouter(tags=["audit"])
+
+READ_ERRORS = responses(401, 403, 404, 422, 429, 503)
+LIST_ERRORS = responses(401, 403, 422, 429, 503)
+FHIR = "application/fhir+json"
+
+
+@cases_router.get("/{case_id}/replay", response_model=s.CaseView, responses=READ_ERRORS)
+def replay(
+    case_id: UUID,
+    principal: Auditor,
+    svc: ServicesDep,
+    reads: CaseReadsDep,
+    version: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+    at: Annotated[
+        AwareDatetime | None, Query(description="an RFC 3339 time with its offset")
+    ] = None,
+) -> JSONResponse:
+    """The case as it was at a version, or at a time: exactly one of the two."""
+    if (version is None) == (at is None):
+        raise ApiError(
+            422,
+            "validation_failed",
+            "Give exactly one of version and at.",
+            errors=[{"field": "version", "message": "give version or at, not both"}],
+        )
+    case = audit.replay(
+        svc.cases, case_id, version=version, at=at, clinics=principal.clinics
+    )
+    reads.record(case)
+    position = svc.cases.position_of(case.id, case.version)
+    return JSONResponse(
+        case_view(case, position), headers={"ETag": f'"{case.version}"'}
+    )
+
+
+@cases_router.get(
+    "/{case_id}/verify", response_model=a.Verification, responses=READ_ERRORS
+)
+def verify(
+    case_id: UUID, principal: Auditor, svc: ServicesDep, reads: CaseReadsDep
+) -> dict[str, Any]:
+    """Recompute the case's hash chain, compare its snapshot and the checkpoints."""
+    # Scoped by the clinic index: a tampered case may no longer load.
+    reads.record_id(case_id, audit.case_clinic(svc.cases, case_id, principal.clinics))
+    key = svc.settings.checkpoint_key
+    keys = [] if key is None else parse_checkpoint_keys(key.get_secret_value())
+    check = audit.verify_case(svc.cases, case_id, keys)
+    return {
+        "intact": check.intact,
+        "events_checked": check.events_checked,
+        "first_broken_version": check.first_broken_version,
+        "snapshot_version": check.snapshot_version,
+        "checkpoint": check.checkpoint,
+        "problems": check.problems,
+    }
+
+
+@cases_router.get(
+    "/{case_id}/fhir",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "An HL7 FHIR R4 Bundle (type collection) of the case",
+            "content": {
+                FHIR: {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "resourceType": "Bundle",
+                        "type": "collection",
+                        "entry": [],
+                    },
+                }
+            },
+        },
+        **READ_ERRORS,
+    },
+)
+def fhir(
+    case_id: UUID, principal: Reader, svc: ServicesDep, reads: CaseReadsDep
+) -> JSONResponse:
+    """The case as an HL7 FHIR R4 Bundle: episode, contracts, sessions, measures."""
+    case = svc.cases.get_case(case_id, clinics=principal.clinics)
+    events = svc.cases.case_events(case_id, after_version=0)[: case.version]
+    reads.record(case)
+    bundle = fhir_bundle(case, events, timestamp=datetime.now(UTC))
+    return JSONResponse(bundle, media_type=FHIR)
+
+
+@router.get("/events", response_model=a.FeedPage, responses=LIST_ERRORS)
+def events(
+    principal: Auditor,
+    svc: ServicesDep,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The events of the caller's clinics in log order; positions may skip."""
+    found = audit.feed(svc.cases, after=after, limit=limit, clinics=principal.clinics)
+    return {
+        "items": [
+            {
+                "position": item.position,
+                "case_id": str(item.event.originator_id),
+                **history_item(item.event),
+            }
+            for item in found
+        ],
+        "next_after": found[-1].position if found else after,
+    }
+
+
+@router.get("/audit/access", response_model=a.AccessPage, responses=LIST_ERRORS)
+def access(
+    principal: Auditor,
+    svc: ServicesDep,
+    case_id: UUID | None = None,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Who read which case of the caller's clinics, when, through which route."""
+    if svc.access is None:
+        raise RuntimeError("no access log is configured")
+    found = svc.access.query(
+        clinics=principal.clinics,
+        case_id=case_id,
+        actor=actor,
+        after=after,
+        limit=limit,
+    )
+    return {
+        "items": [
+            {
+                "id": e.id,
+                "at": e.at,
+                "actor": e.actor,
+                "role": e.role,
+                "case_id": str(e.case_id),
+                "route": e.route,
+            }
+            for e in found
+        ],
+        "next_after": found[-1].id if found else after,
+    }
