@@ -370,14 +370,6 @@ def test_a_body_over_1_mib_with_content_length_is_a_413_payload_too_large(
     problem(answer, 413, "payload_too_large")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a chunked body over 1 MiB without Content-Length is a 400 bad_request "
-    "('There was an error parsing the body'), not a 413: BodyLimit raises "
-    "_BodyTooLarge inside receive(), and FastAPI's body reader turns any exception "
-    "while reading into HTTPException(400) before BodyLimit can answer (also over "
-    "uvicorn)",
-)
 def test_a_streamed_body_over_1_mib_without_content_length_is_a_413(
     sqlite_api: Api, case_id: str
 ) -> None:

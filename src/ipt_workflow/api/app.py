@@ -127,24 +127,25 @@ class BodyLimit:
             await _too_large(scope, receive, send, bad=not length.isdigit())
             return
         seen = 0
+        refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
                 if seen > MAX_BODY:
-                    raise _BodyTooLarge
+                    # Answer now; the app sees the client gone and stops reading.
+                    refused = True
+                    await _too_large(scope, receive, send, bad=False)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            await _too_large(scope, receive, send, bad=False)
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, counted, unless_refused)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, *, bad: bool) -> None:
