@@ -138,6 +138,11 @@ class ChainedPostgresApplicationRecorder(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)
+        # Sync the pipeline here (leaving a nested block syncs) so that a version
+        # conflict surfaces as the insert's own IntegrityError, which the
+        # application retries, not as "pipeline aborted" on our next statement.
+        with curs.connection.pipeline():
+            pass
         # A cursor of our own: `curs` still holds the RETURNING ids the library reads.
         with curs.connection.cursor() as own:
 
