@@ -6,13 +6,12 @@ previous hash read here cannot change before this transaction commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import (
     InterfaceError,
-    Notification,
     OperationalError,
     StoredEvent,
 )
@@ -31,21 +30,19 @@ from ipt_workflow.storage.chain import link
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.postgres_audit import PostgresAuditMixin
 
+
 # The library retries a lost database ten times, each after waiting for a pooled
 # connection: minutes before a caller hears anything. Two short tries ride over
 # one stale connection; then the API answers 503 at once.
-F = TypeVar("F", bound=Callable[..., Any])
+def _briefly(base: type, name: str) -> Any:
+    """`base.name` without the library's long retry, with two short tries instead."""
+    inner = getattr(base, name).__wrapped__
 
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return inner(self, *args, **kwargs)
 
-def _brief_retry(func: F) -> F:
-    wrapped: F = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)(
-        func
-    )
-    return wrapped
-
-
-_app = PostgresApplicationRecorder
-_agg = PostgresAggregateRecorder
+    method.__name__ = name
+    return retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)(method)
 
 
 class ChainedPostgresApplicationRecorder(
@@ -53,33 +50,10 @@ class ChainedPostgresApplicationRecorder(
 ):
     """Stores each event's chain hash beside it, atomically."""
 
-    @_brief_retry
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        inner: Any = _app.insert_events
-        result: Sequence[int] | None = inner.__wrapped__(self, stored_events, **kwargs)
-        return result
-
-    @_brief_retry
-    def select_events(
-        self, originator_id: UUID | str, **kwargs: Any
-    ) -> Sequence[StoredEvent]:
-        inner: Any = _app.select_events
-        found: Sequence[StoredEvent] = inner.__wrapped__(self, originator_id, **kwargs)
-        return found
-
-    @_brief_retry
-    def select_notifications(self, *args: Any, **kwargs: Any) -> Sequence[Notification]:
-        inner: Any = _app.select_notifications
-        found: Sequence[Notification] = inner.__wrapped__(self, *args, **kwargs)
-        return found
-
-    @_brief_retry
-    def max_notification_id(self) -> int | None:
-        inner: Any = _app.max_notification_id
-        head: int | None = inner.__wrapped__(self)
-        return head
+    insert_events = _briefly(PostgresApplicationRecorder, "insert_events")
+    select_events = _briefly(PostgresApplicationRecorder, "select_events")
+    select_notifications = _briefly(PostgresApplicationRecorder, "select_notifications")
+    max_notification_id = _briefly(PostgresApplicationRecorder, "max_notification_id")
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -204,21 +178,8 @@ class ChainedPostgresApplicationRecorder(
 class BrieflyRetryingAggregateRecorder(PostgresAggregateRecorder):
     """The snapshot store, failing as fast as the event store when the database goes."""
 
-    @_brief_retry
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        inner: Any = _agg.insert_events
-        result: Sequence[int] | None = inner.__wrapped__(self, stored_events, **kwargs)
-        return result
-
-    @_brief_retry
-    def select_events(
-        self, originator_id: UUID | str, **kwargs: Any
-    ) -> Sequence[StoredEvent]:
-        inner: Any = _agg.select_events
-        found: Sequence[StoredEvent] = inner.__wrapped__(self, originator_id, **kwargs)
-        return found
+    insert_events = _briefly(PostgresAggregateRecorder, "insert_events")
+    select_events = _briefly(PostgresAggregateRecorder, "select_events")
 
 
 class ChainedPostgresFactory(PostgresFactory):
