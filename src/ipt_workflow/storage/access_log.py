@@ -8,7 +8,6 @@ events' file. A row holds ids, a role and a route template, never client data.
 
 from __future__ import annotations
 
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -17,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from psycopg_pool import ConnectionPool
+from ipt_workflow.storage.connections import small_pool, sqlite_cursor
 
 
 @dataclass(frozen=True)
@@ -161,14 +160,8 @@ class SQLiteAccessLog(_SqlAccessLog):
             for statement in self._create():
                 c.execute(statement)
 
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        db = sqlite3.connect(self.path, timeout=10)
-        try:
-            with db:
-                yield db.cursor()
-        finally:
-            db.close()
+    def _cursor(self) -> AbstractContextManager[Any]:
+        return sqlite_cursor(self.path)
 
 
 class PostgresAccessLog(_SqlAccessLog):
@@ -178,15 +171,7 @@ class PostgresAccessLog(_SqlAccessLog):
     id_column = "id bigserial PRIMARY KEY"
 
     def __init__(self, conninfo: str) -> None:
-        self.pool = ConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=4,
-            open=True,
-            timeout=2,
-            check=ConnectionPool.check_connection,  # drop connections a restart killed
-            kwargs={"autocommit": True},
-        )
+        self.pool = small_pool(conninfo)
         with self._cursor() as c:
             for statement in self._create():
                 c.execute(statement)

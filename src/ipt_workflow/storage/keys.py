@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from psycopg_pool import ConnectionPool
+from ipt_workflow.storage.connections import small_pool, sqlite_cursor
 
 Role = Literal["clinician", "auditor", "ops"]
 ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops")
@@ -159,14 +158,8 @@ class SQLiteKeyStore(_SqlKeyStore):
         with self._cursor() as c:
             c.execute(self.create)
 
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        db = sqlite3.connect(self.path, timeout=10)
-        try:
-            with db:
-                yield db.cursor()
-        finally:
-            db.close()
+    def _cursor(self) -> AbstractContextManager[Any]:
+        return sqlite_cursor(self.path)
 
 
 class PostgresKeyStore(_SqlKeyStore):
@@ -175,15 +168,7 @@ class PostgresKeyStore(_SqlKeyStore):
     placeholder = "%s"
 
     def __init__(self, conninfo: str) -> None:
-        self.pool = ConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=4,
-            open=True,
-            timeout=2,
-            check=ConnectionPool.check_connection,  # drop connections a restart killed
-            kwargs={"autocommit": True},
-        )
+        self.pool = small_pool(conninfo)
         with self._cursor() as c:
             c.execute(self.create)
 
