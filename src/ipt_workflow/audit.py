@@ -369,13 +369,7 @@ def verify_log(app: CaseApplication, keys: Sequence[bytes]) -> LogCheck:
             "IPT_CHECKPOINT_KEY is not set: checkpoint signatures are not checked"
         )
     for cp in checkpoints:
-        digest = RangeDigest()
-        heads: dict[UUID, Head] = {}
-        for row in _log_rows(recorder, cp.range_start, cp.log_head):
-            digest.add(row)
-            heads[row.aggregate_id] = Head(
-                row.aggregate_id, row.version, row.position, row.hash
-            )
+        digest, heads = _scan(recorder, cp.range_start, cp.log_head)
         if (digest.count, digest.hexdigest()) != (cp.range_events, cp.range_digest):
             result.problems.append(
                 f"the log between positions {cp.range_start + 1} and {cp.log_head} "
@@ -396,6 +390,20 @@ def verify_log(app: CaseApplication, keys: Sequence[bytes]) -> LogCheck:
             )
         )
     return result
+
+
+def _scan(
+    recorder: AuditRecorder, start: int, end: int
+) -> tuple[RangeDigest, dict[UUID, Head]]:
+    """The digest of the log rows in (start, end] and each aggregate's last row."""
+    digest = RangeDigest()
+    heads: dict[UUID, Head] = {}
+    for row in _log_rows(recorder, start, end):
+        digest.add(row)
+        heads[row.aggregate_id] = Head(
+            row.aggregate_id, row.version, row.position, row.hash
+        )
+    return digest, heads
 
 
 def _log_rows(recorder: AuditRecorder, after: int, upto: int) -> Iterator[Any]:
@@ -421,13 +429,7 @@ def take_checkpoint(
     head = recorder.max_notification_id() or 0
     if head <= start:
         return None
-    digest = RangeDigest()
-    heads: dict[UUID, Head] = {}
-    for row in _log_rows(recorder, start, head):
-        digest.add(row)
-        heads[row.aggregate_id] = Head(
-            row.aggregate_id, row.version, row.position, row.hash
-        )
+    digest, heads = _scan(recorder, start, head)
     checkpoint = sign(
         Checkpoint(
             seq=1 if previous is None else previous.seq + 1,

@@ -37,9 +37,6 @@ class Principal:
     """None: every clinic."""
     token_id: str
 
-    def covers(self, clinic_id: str) -> bool:
-        return self.clinics is None or clinic_id in self.clinics
-
     @property
     def home_clinic(self) -> str:
         """A clinician's one clinic, where its idempotency keys and new cases live."""

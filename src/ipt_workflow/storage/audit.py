@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 from uuid import UUID
@@ -179,21 +179,3 @@ class AuditRecorder(Protocol):
     def insert_checkpoint(self, checkpoint: Checkpoint, heads: Sequence[Head]) -> bool:
         """Store a checkpoint; False when another process took this number first."""
         ...
-
-
-def heads_of(rows: Iterable[LogRow]) -> dict[UUID, Head]:
-    """The last row of each aggregate among rows in position order."""
-    heads: dict[UUID, Head] = {}
-    for row in rows:
-        heads[row.aggregate_id] = Head(
-            row.aggregate_id, row.version, row.position, row.hash
-        )
-    return heads
-
-
-def fold_heads(rows: Iterable[CheckpointHead]) -> Mapping[UUID, Head]:
-    """Each aggregate's head at the latest checkpoint that moved it."""
-    folded: dict[UUID, Head] = {}
-    for row in sorted(rows, key=lambda r: r.seq):
-        folded[row.head.aggregate_id] = row.head
-    return folded
