@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -103,9 +103,26 @@ class ReadModelView(TrackingRecorder, ABC):
 
     # --- reading ---------------------------------------------------------------
 
-    def rows(self, clinics: Iterable[str] | None) -> list[dict[str, Any]]:
-        """Every row of the given clinics (None: all), in case-id order."""
-        return [json.loads(r) if isinstance(r, str) else r for r in self._rows(clinics)]
+    def rows(
+        self,
+        clinics: Iterable[str] | None,
+        *,
+        equals: Mapping[str, Sequence[str]] | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows of the given clinics (None: all) in case-id order, filtered in SQL.
+
+        `equals` keeps rows whose field is one of the given values; `after` and
+        `limit` page by case id.
+        """
+        query = RowQuery(
+            None if clinics is None else list(clinics), dict(equals or {}), after, limit
+        )
+        for field in query.equals:
+            if not field.isidentifier():
+                raise ValueError(f"not a row field: {field!r}")
+        return [json.loads(r) if isinstance(r, str) else r for r in self._rows(query)]
 
     def counters(self, clinics: Iterable[str] | None) -> Counts:
         found: Counts = {}
@@ -113,10 +130,6 @@ class ReadModelView(TrackingRecorder, ABC):
             key = tuple(json.loads(key_text))
             found.setdefault(key, {})[metric] = n
         return found
-
-    def facts(self, case_id: str) -> Facts | None:
-        with self._transaction() as c:
-            return self._load_facts(c, [case_id]).get(case_id)
 
     # --- the dialect -------------------------------------------------------------
 
@@ -141,10 +154,18 @@ class ReadModelView(TrackingRecorder, ABC):
     def _add_counts(self, c: Any, deltas: list[tuple[Key, str, int]]) -> None: ...
 
     @abstractmethod
-    def _rows(self, clinics: Iterable[str] | None) -> list[Any]: ...
+    def _rows(self, query: RowQuery) -> list[Any]: ...
 
     @abstractmethod
     def _counts(self, clinics: Iterable[str] | None) -> list[tuple[str, str, int]]: ...
+
+
+@dataclass(frozen=True)
+class RowQuery:
+    clinics: list[str] | None
+    equals: dict[str, Sequence[str]]
+    after: str | None
+    limit: int | None
 
 
 def _key_text(key: Key) -> str:
@@ -206,18 +227,26 @@ class SQLiteReadModelView(ReadModelView, SQLiteTrackingRecorder):
             [(_key_text(k), self.model.clinic_of(k), m, d) for k, m, d in deltas],
         )
 
-    def _rows(self, clinics: Iterable[str] | None) -> list[Any]:
+    def _rows(self, query: RowQuery) -> list[Any]:
+        where, params = ["1 = 1"], list[Any]()
+        if query.clinics is not None:
+            where.append(
+                f"clinic_id IN ({','.join('?' * len(query.clinics)) or 'NULL'})"
+            )
+            params += query.clinics
+        for field, values in query.equals.items():
+            marks = ",".join("?" * len(values)) or "NULL"
+            where.append(f"json_extract(row, '$.{field}') IN ({marks})")
+            params += list(values)
+        if query.after is not None:
+            where.append("case_id > ?")
+            params.append(query.after)
+        sql = f"SELECT row FROM case_rows WHERE {' AND '.join(where)} ORDER BY case_id"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
         with self.datastore.transaction(commit=False) as c:
-            if clinics is None:
-                c.execute("SELECT row FROM case_rows ORDER BY case_id")
-            else:
-                wanted = list(clinics)
-                marks = ",".join("?" * len(wanted)) or "NULL"
-                c.execute(
-                    f"SELECT row FROM case_rows WHERE clinic_id IN ({marks}) "
-                    "ORDER BY case_id",
-                    wanted,
-                )
+            c.execute(sql, params)
             return [r[0] for r in c.fetchall()]
 
     def _counts(self, clinics: Iterable[str] | None) -> list[tuple[str, str, int]]:
@@ -317,18 +346,24 @@ class PostgresReadModelView(ReadModelView, PostgresTrackingRecorder):
                 [(_key_text(k), self.model.clinic_of(k), m, d) for k, m, d in deltas],
             )
 
-    def _rows(self, clinics: Iterable[str] | None) -> list[Any]:
+    def _rows(self, query: RowQuery) -> list[Any]:
+        where, params = [SQL("TRUE")], list[Any]()
+        if query.clinics is not None:
+            where.append(SQL("clinic_id = ANY(%s)"))
+            params.append(query.clinics)
+        for field, values in query.equals.items():
+            where.append(SQL("row->>%s = ANY(%s)"))
+            params += [field, list(values)]
+        if query.after is not None:
+            where.append(SQL("case_id > %s"))
+            params.append(query.after)
+        sql = self._sql("SELECT row FROM {rows} WHERE ") + SQL(" AND ").join(where)
+        sql += SQL(" ORDER BY case_id")
+        if query.limit is not None:
+            sql += SQL(" LIMIT %s")
+            params.append(query.limit)
         with self.datastore.transaction(commit=False) as c:
-            if clinics is None:
-                c.execute(self._sql("SELECT row FROM {rows} ORDER BY case_id"))
-            else:
-                c.execute(
-                    self._sql(
-                        "SELECT row FROM {rows} WHERE clinic_id = ANY(%s) "
-                        "ORDER BY case_id"
-                    ),
-                    (list(clinics),),
-                )
+            c.execute(sql, params)
             return [r["row"] for r in c.fetchall()]
 
     def _counts(self, clinics: Iterable[str] | None) -> list[tuple[str, str, int]]:

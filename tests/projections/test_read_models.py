@@ -244,8 +244,32 @@ def test_every_read_model_equals_the_reference_fold_and_survives_a_rebuild(
         assert models.views["fidelity"].rows(None) == reference.fidelity()
 
     check()
+    check_filters_and_pages(models, reference)
     for name in CATALOG:
         readmodels.rebuild(settings, name)
     models.close()
     models.__init__(settings, reference.app)  # type: ignore[misc]
     check()
+
+
+def check_filters_and_pages(
+    models: readmodels.ReadModels, reference: Reference
+) -> None:
+    """Filters and pages are answered in SQL, the same on both back ends."""
+    view = models.views["caseload"]
+    expected = reference.caseload()
+
+    middle = view.rows(["clinic-a", "clinic-b"], equals={"phase": ["middle"]})
+    pages: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = view.rows(None, after=after, limit=7)
+        pages += page
+        if len(page) < 7:
+            break
+        after = page[-1]["case_id"]
+
+    assert middle == [
+        r for r in expected if r["phase"] == "middle" and r["clinic_id"] != "clinic-c"
+    ]
+    assert pages == expected

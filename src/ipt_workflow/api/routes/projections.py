@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from ipt_workflow.api.deps import Principal, ServicesDep, require
 from ipt_workflow.api.errors import ApiError, responses
 from ipt_workflow.api.schemas import Day
+from ipt_workflow.domain.protocols import PROTOCOLS
 from ipt_workflow.readmodels import ReadModels
 from projections.alerts import open_alerts
 from projections.outcomes import figures
@@ -50,12 +51,18 @@ def _caught_up(models: ReadModels, name: str, min_position: int | None) -> int:
 
 
 def _page(
-    rows: list[dict[str, Any]], after: str | None, limit: int
+    view: Any, clinics: Any, limit: int, after: str | None, **equals: list[str]
 ) -> tuple[list[dict[str, Any]], str | None]:
-    if after is not None:
-        rows = [r for r in rows if r["case_id"] > after]
+    """One page of rows in case-id order, and the cursor of the next one."""
+    wanted = {k: v for k, v in equals.items() if v}
+    rows = view.rows(clinics, equals=wanted, after=after, limit=limit + 1)
     page = rows[:limit]
     return page, page[-1]["case_id"] if len(rows) > limit else None
+
+
+def _versions_of(name: str) -> list[str]:
+    """`ipt` filters every version of the protocol; `ipt@1` only that one."""
+    return [p for p in PROTOCOLS if p.split("@")[0] == name]
 
 
 @router.get("/caseload", responses=ERRORS)
@@ -72,14 +79,16 @@ def caseload(
     """One row per case of the caller's clinics, by case id; no client_ref."""
     models = _read_models(svc)
     position = _caught_up(models, "caseload", min_position)
-    rows = [
-        r
-        for r in models.views["caseload"].rows(principal.clinics)
-        if (clinician_id is None or r["clinician_id"] == clinician_id)
-        and (phase is None or r["phase"] == phase)
-        and (protocol is None or r["protocol"] in (protocol, f"{protocol}@1"))
-    ]
-    items, next_after = _page(rows, after, limit)
+    protocols = [] if protocol is None else [protocol, *_versions_of(protocol)]
+    items, next_after = _page(
+        models.views["caseload"],
+        principal.clinics,
+        limit,
+        after,
+        clinician_id=[] if clinician_id is None else [clinician_id],
+        phase=[] if phase is None else [phase],
+        protocol=protocols,
+    )
     return {"items": items, "next_after": next_after, "position": position}
 
 
@@ -164,9 +173,7 @@ def fidelity(
     """Per case: how closely the course followed the protocol."""
     models = _read_models(svc)
     position = _caught_up(models, "fidelity", min_position)
-    items, next_after = _page(
-        models.views["fidelity"].rows(principal.clinics), after, limit
-    )
+    items, next_after = _page(models.views["fidelity"], principal.clinics, limit, after)
     return {"items": items, "next_after": next_after, "position": position}
 
 
