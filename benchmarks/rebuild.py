@@ -22,7 +22,10 @@ from eventsourcing.projection import ProjectionRunner
 from ipt_workflow import readmodels
 from ipt_workflow.application import CaseApplication
 from ipt_workflow.bootstrap import build_application
-from ipt_workflow.domain.case import CommandContext, TherapyCase
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.commands import CommandContext
 from ipt_workflow.settings import Settings
 from projections.caseload import (
     CaseloadProjection,
@@ -38,28 +41,20 @@ def ctx() -> CommandContext:
 
 
 def _course(rng: random.Random, n: int) -> TherapyCase:
-    case = TherapyCase.open(
-        ctx(),
-        clinic_id=f"clinic-{n % 7}",
-        client_ref=f"B-{n}",
-        protocol="ipt",
-        client_age=30 + n % 40,
-        clinician_id=f"t-{n % 11}",
+    """An adult's case brought to the end phase by the sample course's commands,
+    with weekly sessions from 200 days ago."""
+    plan = Course(
+        area=rng.choice(["role_transition", "interpersonal_deficits"]),
+        baseline=rng.randint(12, 24),
+        contract=16,
+        age=30 + n % 40,
+        today=TODAY,
+        weekly_from=TODAY - timedelta(days=200),
     )
-    day = TODAY - timedelta(days=200)
-    case.record_inventory(ctx(), [{"role": "partner", "closeness": 1}])
-    case.agree_focus(
-        ctx(), rng.choice(["role_transition", "interpersonal_deficits"]), True
-    )
-    case.agree_contract(ctx(), 16)
-    case.record_measure(ctx(), "phq9", rng.randint(12, 24), day)
-    case.record_session(ctx(), day, 50, "video", ["client"])
-    case.start_middle(ctx())
-    for i in range(12):
-        case.record_session(
-            ctx(), day + timedelta(days=7 * (i + 1)), 50, "video", ["client"]
-        )
-    case.start_end(ctx())
+    opening = plan.opening(f"clinic-{n % 7}", f"B-{n}", f"t-{n % 11}")
+    case = TherapyCase.open(ctx(), opening)
+    for command in plan.commands(Phase.end):
+        case.handle(ctx(), command)
     return case
 
 

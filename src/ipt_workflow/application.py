@@ -22,9 +22,15 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
-from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
+from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.client_reference import ClientReference
-from ipt_workflow.domain.rules import (
+from ipt_workflow.domain.commands import (
+    Command,
+    CommandContext,
+    CommandResult,
+    OpenCase,
+)
+from ipt_workflow.domain.errors import (
     CommandIdReused,
     DomainError,
     GuardFailed,
@@ -172,14 +178,9 @@ class CaseApplication(Application[UUID]):
 
     def open_case(
         self,
+        command: OpenCase,
         ctx: CommandContext,
         *,
-        clinic_id: str,
-        client_ref: str,
-        protocol: str,
-        client_age: int,
-        clinician_id: str,
-        prior_episodes: int = 0,
         idempotency: IdempotencyClaim | None = None,
     ) -> Outcome:
         """Open a case, or return this client's open case if it has the same data."""
@@ -187,16 +188,8 @@ class CaseApplication(Application[UUID]):
         def attempt() -> Outcome:
             if idempotency is not None and (done := self._answered(idempotency)):
                 return done
-            case = TherapyCase.open(
-                ctx,
-                clinic_id=clinic_id,
-                client_ref=client_ref,
-                protocol=protocol,
-                client_age=client_age,
-                clinician_id=clinician_id,
-                prior_episodes=prior_episodes,
-            )
-            ref_id = self.reference_id(clinic_id, client_ref)
+            case = TherapyCase.open(ctx, command)
+            ref_id = self.reference_id(command.clinic_id, command.client_ref)
             ref = self._get_or_none(ref_id)
             if ref is not None and ref.open_case_id is not None:
                 return self._existing(ref.open_case_id, case)
@@ -208,7 +201,7 @@ class CaseApplication(Application[UUID]):
             position = _position(recordings, case.id)
             return Outcome(case, CommandResult(case.version), position, True)
 
-        return self._observed("open_case", None, attempt)
+        return self._observed(command.label, None, attempt)
 
     def _existing(self, case_id: UUID, wanted: TherapyCase) -> Outcome:
         open_case: TherapyCase = self.repository.get(case_id)
@@ -234,17 +227,16 @@ class CaseApplication(Application[UUID]):
     def execute(
         self,
         case_id: UUID,
-        command: Callable[[TherapyCase], CommandResult],
+        command: Command,
+        ctx: CommandContext,
         *,
         clinics: Collection[str] | None = None,
         expected_version: int | None = None,
         idempotency: IdempotencyClaim | None = None,
-        name: str = "command",
     ) -> Outcome:
-        """Run one aggregate command on a case, saving what it records.
+        """Run one command on a case: load it, let the case decide, save.
 
-        `command` is called with the freshly loaded case; on a lost race it is
-        called again with the new state, so it must only call the aggregate.
+        On a lost race the command is decided again against the new state.
         """
 
         def attempt() -> Outcome:
@@ -256,7 +248,7 @@ class CaseApplication(Application[UUID]):
             if expected_version is not None and case.version != expected_version:
                 raise VersionMismatchError(case.version)
             was_final = case.is_final
-            result = command(case)
+            result = case.handle(ctx, command)
             if result.replayed:
                 earlier = self.get_case(case_id, version=result.version)
                 return Outcome(
@@ -273,7 +265,7 @@ class CaseApplication(Application[UUID]):
             return Outcome(case, result, _position(recordings, case.id))
 
         with self._case_lock(case_id):
-            return self._observed(name, case_id, attempt)
+            return self._observed(command.label, case_id, attempt)
 
     def _observed(
         self, name: str, case_id: UUID | None, attempt: Callable[[], Outcome]

@@ -6,37 +6,44 @@ what is printed is the state folded back from the recorded events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any, TextIO
+from typing import TextIO
 from uuid import UUID
 
 from eventsourcing.application import Application
 
-from ipt_workflow.domain.case import CommandContext, TherapyCase
-from ipt_workflow.domain.rules import DomainError
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.commands import (
+    AcceptFollowUp,
+    AgreeContract,
+    Close,
+    Command,
+    CommandContext,
+    Conclude,
+    DeclineFollowUp,
+    StartEnd,
+    StartMiddle,
+    Withdraw,
+)
+from ipt_workflow.domain.errors import DomainError
 
 TODAY = date(2026, 11, 25)
 
 
-class Course:
+class Demo:
     """Drives one case week by week and prints what happens."""
 
     def __init__(
-        self, out: TextIO, store: Application[UUID], case: TherapyCase
+        self, out: TextIO, store: Application[UUID], case: TherapyCase, course: Course
     ) -> None:
-        self.out, self.store, self.case = out, store, case
-        self.day = TODAY - timedelta(weeks=30)
+        self.out, self.store, self.case, self.course = out, store, case, course
+        self.week = 0
 
-    def ctx(self) -> CommandContext:
-        return CommandContext(recorded_by="demo-clinician", today=TODAY)
-
-    def do(
-        self, label: str, command: Callable[..., Any], *args: Any, **kw: Any
-    ) -> bool:
+    def do(self, label: str, command: Command) -> bool:
         """Run one command; print its refusal if the rules say no."""
         try:
-            command(self.ctx(), *args, **kw)
+            self.case.handle(_ctx(), command)
         except DomainError as refused:
             self.out.write(f"    ✗ {label}: refused\n")
             for line in _reasons(refused):
@@ -47,27 +54,16 @@ class Course:
         self.out.write(f"    ✓ {label:<44} phase={self.case.phase}\n")
         return True
 
-    def sessions(self, n: int, **kw: Any) -> None:
+    def sessions(self, n: int, **details: object) -> None:
         for _ in range(n):
-            self.day += timedelta(weeks=1)
-            kw.setdefault("attendees", ["client"])
-            self.do(
-                f"session on {self.day}",
-                self.case.record_session,
-                self.day,
-                50,
-                "in_person",
-                **kw,
-            )
+            self.week += 1
+            session = self.course.session(self.week, **details)
+            self.do(f"session on {session.held_on}", session)
 
-    def measure(self, instrument: str, score: int) -> None:
-        self.do(
-            f"{instrument} = {score}",
-            self.case.record_measure,
-            instrument,
-            score,
-            self.day,
-        )
+    def measure(self, score: int, instrument: str | None = None) -> None:
+        on = (self.course.weekly_from or TODAY) + timedelta(weeks=self.week)
+        measure = self.course.measure(score, instrument, on)
+        self.do(f"{measure.instrument.value} = {score}", measure)
 
     def why_not(self) -> None:
         self.out.write("    why not, now:\n")
@@ -79,6 +75,10 @@ class Course:
                 self.out.write(f"        {transition.value}: allowed\n")
 
 
+def _ctx() -> CommandContext:
+    return CommandContext(recorded_by="demo-clinician", today=TODAY)
+
+
 def _reasons(refused: DomainError) -> list[str]:
     violations = getattr(refused, "violations", ())
     errors = getattr(refused, "errors", ())
@@ -87,56 +87,51 @@ def _reasons(refused: DomainError) -> list[str]:
     ]
 
 
-def _open(
-    out: TextIO, store: Application[UUID], protocol: str, age: int, **kw: Any
-) -> Course:
-    case = TherapyCase.open(
-        CommandContext(recorded_by="demo-clinician", today=TODAY),
-        clinic_id="demo-clinic",
-        client_ref=f"DEMO-{protocol}",
-        protocol=protocol,
-        client_age=age,
-        clinician_id="t-7",
-        **kw,
+def _course(protocol: str, age: int, prior_episodes: int = 0) -> Course:
+    return Course(
+        protocol,
+        age=age,
+        prior_episodes=prior_episodes,
+        today=TODAY,
+        weekly_from=TODAY - timedelta(weeks=30),
     )
+
+
+def _open(out: TextIO, store: Application[UUID], course: Course) -> Demo:
+    opening = course.opening("demo-clinic", f"DEMO-{course.protocol}", "t-7")
+    case = TherapyCase.open(_ctx(), opening)
     store.save(case)
-    out.write(f"\n== {case.protocol.title} ({case.protocol_id}), client aged {age}\n")
-    return Course(out, store, case)
+    title = f"{case.protocol.title} ({case.protocol_id})"
+    out.write(f"\n== {title}, client aged {opening.client_age}\n")
+    return Demo(out, store, case, course)
 
 
 def _open_refused(out: TextIO, protocol: str, age: int) -> None:
     out.write(f"\n== {protocol}, client aged {age}\n")
     try:
-        _open(out, Application(), protocol, age)
+        _open(out, Application(), _course(protocol, age))
     except DomainError as refused:
         out.write("    ✗ open case: refused\n")
         for line in _reasons(refused):
             out.write(f"        - {line}\n")
 
 
-def _beginning(c: Course, area: str = "role_transition", **focus: Any) -> None:
-    c.do(
-        "interpersonal inventory",
-        c.case.record_inventory,
-        [
-            {"role": "partner", "closeness": 1, "conflict": True},
-            {"role": "mother", "closeness": 2, "supportive": True, "deceased": False},
-        ],
-        attachment_style="anxious",
-    )
-    c.do(f"agree focus: {area}", c.case.agree_focus, area, True, **focus)
-    c.do("agree contract (protocol default)", c.case.agree_contract)
+def _beginning(d: Demo, area: str = "role_transition", **focus: object) -> None:
+    d.do("interpersonal inventory", d.course.inventory())
+    d.do(f"agree focus: {area}", d.course.focus(area, **focus))
+    d.do("agree contract (protocol default)", AgreeContract.parse())
 
 
-def _finish(c: Course, end_sessions: int, final: int, instrument: str = "phq9") -> None:
-    c.do("start end phase", c.case.start_end)
-    c.sessions(end_sessions)
-    c.measure(instrument, final)
-    c.do("conclude acute treatment", c.case.conclude, maintenance_discussed=True)
-    outcome = c.case.outcome or {}
-    c.out.write(
+def _finish(d: Demo, end_sessions: int, final: int, instrument: str = "phq9") -> None:
+    d.do("start end phase", StartEnd.parse())
+    d.sessions(end_sessions)
+    d.measure(final, instrument)
+    d.do("conclude acute treatment", Conclude.parse(maintenance_discussed=True))
+    outcome = d.case.outcome or {}
+    offer = d.case.follow_up_offer
+    d.out.write(
         f"    outcome: {outcome.get('classification')}; "
-        f"offer: {c.case.follow_up_offer and c.case.follow_up_offer['kind']}\n"
+        f"offer: {offer and offer['kind']}\n"
     )
 
 
@@ -144,64 +139,64 @@ def run_demo(out: TextIO) -> None:
     """Print the demo courses."""
     store: Application[UUID] = Application()
 
-    c = _open(out, store, "ipt", 34)
-    c.do("start middle too early", c.case.start_middle)
-    _beginning(c, "grief")
-    _beginning(c, "role_dispute", dispute_stage="impasse")
-    c.measure("phq9", 19)
-    c.sessions(3)
-    c.sessions(1)
-    c.why_not()
-    c.do("start middle phase", c.case.start_middle)
-    c.sessions(
+    d = _open(out, store, _course("ipt", 34))
+    d.do("start middle too early", StartMiddle.parse())
+    _beginning(d, "grief")
+    _beginning(d, "role_dispute", dispute_stage="impasse")
+    d.measure(19)
+    d.sessions(3)
+    d.sessions(1)
+    d.why_not()
+    d.do("start middle phase", StartMiddle.parse())
+    d.sessions(
         11, strategies=["communication_analysis"], communication_aspects=["tone"]
     )
-    c.sessions(1)
-    _finish(c, 2, 8)
-    c.do("close with the offer open", c.case.close)
-    c.do("accept continuation", c.case.accept_follow_up, 6, "monthly")
-    c.sessions(2)
-    c.do("close after follow-up", c.case.close)
+    d.sessions(1)
+    _finish(d, 2, 8)
+    d.do("close with the offer open", Close.parse())
+    d.do("accept continuation", AcceptFollowUp.parse(sessions=6, frequency="monthly"))
+    d.sessions(2)
+    d.do("close after follow-up", Close.parse())
 
     _open_refused(out, "ipt-a", 19)
-    c = _open(out, store, "ipt-a", 15)
-    _beginning(c)
-    c.measure("phq9", 16)
-    c.sessions(1, attendees=["client", "parent"])
-    c.do("start middle phase", c.case.start_middle)
-    c.sessions(8)
-    _finish(c, 2, 3)
-    c.do("close (remission)", c.case.close)
+    d = _open(out, store, _course("ipt-a", 15))
+    _beginning(d)
+    d.measure(16)
+    d.sessions(1, attendees=["client", "parent"])
+    d.do("start middle phase", StartMiddle.parse())
+    d.sessions(8)
+    _finish(d, 2, 3)
+    d.do("close (remission)", Close.parse())
 
-    c = _open(out, store, "fb-ipt", 9)
-    _beginning(c, "interpersonal_deficits")
-    c.measure("cdrsr", 60)
-    c.sessions(2)
-    c.do("start middle without a parent session", c.case.start_middle)
-    c.sessions(1, attendees=["client", "parent"])
-    c.do("start middle phase", c.case.start_middle)
-    c.sessions(9)
-    c.do("withdraw: the family moved", c.case.withdraw, "moved")
+    d = _open(out, store, _course("fb-ipt", 9))
+    _beginning(d, "interpersonal_deficits")
+    d.measure(60, "cdrsr")
+    d.sessions(2)
+    d.do("start middle without a parent session", StartMiddle.parse())
+    d.sessions(1, attendees=["client", "parent"])
+    d.do("start middle phase", StartMiddle.parse())
+    d.sessions(9)
+    d.do("withdraw: the family moved", Withdraw.parse(reason="moved"))
 
-    c = _open(out, store, "ipt-g", 41)
-    _beginning(c)
-    c.measure("bdi2", 30)
-    c.sessions(1, attendees=["group"])
-    c.sessions(1, kind="individual_pre_group")
-    c.sessions(2, attendees=["group"])
-    c.do("start middle phase", c.case.start_middle)
-    c.sessions(13, attendees=["group"])
-    _finish(c, 4, 27, "bdi2")
-    c.do("accept the referral", c.case.accept_follow_up)
+    d = _open(out, store, _course("ipt-g", 41))
+    _beginning(d)
+    d.measure(30, "bdi2")
+    d.sessions(1, attendees=["group"])
+    d.sessions(1, kind="individual_pre_group")
+    d.sessions(2, attendees=["group"])
+    d.do("start middle phase", StartMiddle.parse())
+    d.sessions(13, attendees=["group"])
+    _finish(d, 4, 27, "bdi2")
+    d.do("accept the referral", AcceptFollowUp.parse())
 
-    c = _open(out, store, "ipt-b", 52, prior_episodes=3)
-    c.sessions(1, kind="engagement")
-    _beginning(c)
-    c.measure("phq9", 14)
-    c.sessions(2)
-    c.sessions(1)
-    c.do("start middle phase", c.case.start_middle)
-    c.sessions(4)
-    _finish(c, 2, 4)
-    c.do("decline maintenance", c.case.decline_follow_up)
-    c.do("close", c.case.close)
+    d = _open(out, store, _course("ipt-b", 52, prior_episodes=3))
+    d.sessions(1, kind="engagement")
+    _beginning(d)
+    d.measure(14)
+    d.sessions(2)
+    d.sessions(1)
+    d.do("start middle phase", StartMiddle.parse())
+    d.sessions(4)
+    _finish(d, 2, 4)
+    d.do("decline maintenance", DeclineFollowUp.parse())
+    d.do("close", Close.parse())

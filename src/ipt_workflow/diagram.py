@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipt_workflow.domain.machine import GUARDS, PhaseMachine, sources
+from ipt_workflow.domain.phases import GUARDS, PhaseMachine, sources
 from ipt_workflow.domain.protocols import PROTOCOLS
 
 DIAGRAM_PATH = "docs/phases.md"
@@ -13,7 +13,7 @@ def phases_markdown() -> str:
     lines = [
         "# Phases of an IPT case",
         "",
-        "Generated from `ipt_workflow.domain.machine.PhaseMachine` by `make diagram`;",
+        "Generated from `ipt_workflow.domain.phases.PhaseMachine` by `make diagram`;",
         "a test fails when this file is out of date. Do not edit it by hand.",
         "",
         "```mermaid",
@@ -28,7 +28,7 @@ def phases_markdown() -> str:
         "|---|---|---|",
     ]
     for transition, guard in GUARDS.items():
-        doc = (guard.__doc__ or "").strip().replace("\n", " ")
+        doc = " ".join((guard.__doc__ or "").split())
         origin = ", ".join(p.value for p in sources(transition))
         lines.append(f"| `{transition.value}` | {origin} | {doc} |")
     lines += [

@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest
@@ -19,12 +20,30 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from ipt_workflow.api.app import create_app
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.commands import (
+    AcceptFollowUp,
+    AgreeContract,
+    Conclude,
+    StartEnd,
+    Withdraw,
+)
+from ipt_workflow.domain.commands import Command as CaseCommand
 from ipt_workflow.settings import Settings
-from tests.api.conftest import TODAY_ISH, Api, inventory, make_api, session
+from tests.api.conftest import TODAY_ISH, inventory, session
+from tests.support.api import Api, make_api
+from tests.support.drivers import OverHttp, until_last
 
 PROBLEM = "application/problem+json"
 FUTURE = "2099-01-01"
-BASELINE = {"instrument": "phq9", "score": 18, "measured_on": "2026-10-01"}
+COURSE = Course(baseline=18, final=8, contract=16, brief=True, today=date(2026, 10, 1))
+"""The course the builders below bring cases along, every command on 2026-10-01:
+phq9 18 at baseline, a 16-session contract cut to 4 after one middle session (a
+contract_range deviation), so the end phase has 2 sessions left; 8 at the end is a
+response with residual symptoms."""
+BASELINE = COURSE.measure(COURSE.baseline).params()
+"""{"instrument": "phq9", "score": 18, "measured_on": "2026-10-01"}"""
 OPENING = {
     "client_ref": "A-1042",
     "protocol": "ipt",
@@ -169,111 +188,87 @@ def event_types(api: Api, case_id: str) -> list[str]:
     return [item["type"] for item in history(api, case_id)]
 
 
+def drive(api: Api, case_id: str, *commands: CaseCommand) -> None:
+    """Send the commands over HTTP; each must succeed."""
+    OverHttp(api.post).run(case_id, *commands)
+
+
 def nothing(api: Api, case_id: str) -> None:
     """A freshly opened case is the state the command needs."""
 
 
 def with_inventory(api: Api, case_id: str) -> None:
-    post_ok(api, case_id, "inventory", inventory())
+    drive(api, case_id, COURSE.inventory())
 
 
 def with_role_dispute(api: Api, case_id: str) -> None:
-    with_inventory(api, case_id)
-    post_ok(
+    drive(
         api,
         case_id,
-        "focus",
-        {
-            "primary_area": "role_dispute",
-            "dispute_stage": "impasse",
-            "client_agreed": True,
-        },
+        COURSE.inventory(),
+        COURSE.focus("role_dispute", dispute_stage="impasse"),
     )
 
 
 def with_contract(api: Api, case_id: str) -> None:
-    post_ok(api, case_id, "contract", {"sessions": 16, "frequency": "weekly"})
+    drive(api, case_id, AgreeContract.parse(sessions=16, frequency="weekly"))
 
 
 def with_session(api: Api, case_id: str) -> None:
-    post_ok(api, case_id, "sessions", session())
+    drive(api, case_id, COURSE.session())
 
 
 def ready_for_middle(api: Api, case_id: str) -> None:
     """Inventory, focus, a 16-session contract, a baseline and one session."""
-    with_inventory(api, case_id)
-    post_ok(
-        api,
-        case_id,
-        "focus",
-        {"primary_area": "role_transition", "client_agreed": True},
-    )
-    with_contract(api, case_id)
-    post_ok(api, case_id, "measures", BASELINE)
-    post_ok(api, case_id, "sessions", session("2026-10-02"))
+    drive(api, case_id, *COURSE.beginning_ready())
 
 
 def in_middle(api: Api, case_id: str) -> None:
-    ready_for_middle(api, case_id)
-    post_ok(api, case_id, "transitions/start_middle")
+    drive(api, case_id, *COURSE.commands(Phase.middle))
 
 
 def ready_for_end(api: Api, case_id: str) -> None:
     """A middle session, then the contract cut to 4 under a contract_range deviation."""
-    in_middle(api, case_id)
-    with_session(api, case_id)
-    post_ok(api, case_id, "deviations", {"rule": "contract_range", "reason": "crisis"})
-    post_ok(api, case_id, "contract", {"sessions": 4, "reason": "clinical_progress"})
+    drive(api, case_id, *until_last(COURSE.commands(Phase.end), StartEnd))
 
 
 def in_end(api: Api, case_id: str) -> None:
-    ready_for_end(api, case_id)
-    post_ok(api, case_id, "transitions/start_end")
+    drive(api, case_id, *COURSE.commands(Phase.end))
 
 
 def ready_to_conclude(api: Api, case_id: str, final: int = 8) -> None:
     """Two end sessions and a phq9 in the end phase (baseline 18)."""
-    in_end(api, case_id)
-    with_session(api, case_id)
-    with_session(api, case_id)
-    post_ok(
-        api,
-        case_id,
-        "measures",
-        {"instrument": "phq9", "score": final, "measured_on": TODAY_ISH},
-    )
+    commands = COURSE.with_(final=final).commands(Phase.concluded)
+    drive(api, case_id, *until_last(commands, Conclude))
 
 
 def concluded_with_continuation(api: Api, case_id: str) -> None:
     """A response (18 to 8) with residual symptoms: continuation is offered."""
-    ready_to_conclude(api, case_id, final=8)
-    post_ok(api, case_id, "transitions/conclude")
+    drive(api, case_id, *COURSE.commands(Phase.concluded))
 
 
 def concluded_with_referral(api: Api, case_id: str) -> None:
     """No response (18 to 16): a referral is offered."""
-    ready_to_conclude(api, case_id, final=16)
-    post_ok(api, case_id, "transitions/conclude")
+    drive(api, case_id, *COURSE.with_(final=16).commands(Phase.concluded))
 
 
 def concluded_in_remission(api: Api, case_id: str) -> None:
     """Remission (18 to 2) with no prior episodes: nothing is offered."""
-    ready_to_conclude(api, case_id, final=2)
-    post_ok(api, case_id, "transitions/conclude")
+    drive(api, case_id, *COURSE.with_(final=2).commands(Phase.concluded))
 
 
 def in_follow_up(api: Api, case_id: str) -> None:
-    concluded_with_continuation(api, case_id)
-    post_ok(
+    """Continuation accepted for 6 monthly sessions."""
+    drive(
         api,
         case_id,
-        "follow-up/decision",
-        {"accepted": True, "sessions": 6, "frequency": "monthly"},
+        *COURSE.commands(Phase.concluded),
+        AcceptFollowUp.parse(sessions=6, frequency="monthly"),
     )
 
 
 def withdrawn(api: Api, case_id: str) -> None:
-    post_ok(api, case_id, "transitions/withdraw", {"reason": "moved"})
+    drive(api, case_id, Withdraw.parse(reason="moved"))
 
 
 @dataclass(frozen=True)

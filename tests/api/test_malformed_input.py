@@ -18,7 +18,8 @@ import pytest
 
 from ipt_workflow.api.app import MAX_BODY
 from ipt_workflow.settings import Settings
-from tests.api.conftest import Api, drive_to_middle, inventory, make_api
+from tests.support.api import MIDDLE, Api, drive_to_middle, make_api
+from tests.support.drivers import request_for
 from tests.support.postgres import Cluster
 
 PROBLEM = "application/problem+json"
@@ -637,7 +638,7 @@ RECOVERY_WITHIN = 60.0
 """How long the service may take to answer again once the database is back."""
 LATE_ANSWER_WITHIN = 120.0
 """How long an unanswered request may still run once the database is back."""
-INVENTORY = inventory()
+_, INVENTORY = request_for(MIDDLE.inventory())
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 CLI = [sys.executable, "-m", "ipt_workflow.cli"]
 

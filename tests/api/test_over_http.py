@@ -10,13 +10,22 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.conftest import inventory, session
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.commands import (
+    AcceptFollowUp,
+    Close,
+    Conclude,
+    StartMiddle,
+)
+from tests.support.drivers import OverHttp, request_for, until_last
 
 AUTH = {"Authorization": "Bearer dev-clinician"}
 
@@ -87,56 +96,20 @@ def server(database_url: str) -> Iterator[Server]:
     running.process.wait(timeout=10)
 
 
-def open_case(server: Server, protocol: str, age: int, **extra: Any) -> str:
-    body = {
-        "client_ref": f"HTTP-{protocol}-{time.monotonic_ns()}",
-        "protocol": protocol,
-        "client_age": age,
-        "clinician_id": "t-7",
-        **extra,
-    }
-    case_id: str = server.ok("/cases", body)["id"]
-    return case_id
-
-
 def test_an_adult_case_runs_its_whole_course_to_follow_up_and_closure(
     server: Server,
 ) -> None:
-    case = f"/cases/{open_case(server, 'ipt', 34)}"
-    server.ok(f"{case}/inventory", inventory())
-    server.ok(
-        f"{case}/focus", {"primary_area": "role_transition", "client_agreed": True}
-    )
-    server.ok(f"{case}/contract", {"sessions": 12, "frequency": "weekly"})
-    server.ok(
-        f"{case}/measures",
-        {"instrument": "phq9", "score": 20, "measured_on": "2026-08-01"},
-    )
-    server.ok(f"{case}/sessions", session("2026-08-02"))
-    server.ok(f"{case}/transitions/start_middle")
-    for day in range(3, 12):
-        server.ok(
-            f"{case}/sessions",
-            session(f"2026-08-{day:02d}", strategies=["decision_analysis"]),
-        )
-    server.ok(f"{case}/transitions/start_end")
-    server.ok(f"{case}/sessions", session("2026-08-20"))
-    server.ok(f"{case}/sessions", session("2026-08-27"))
-    server.ok(
-        f"{case}/measures",
-        {"instrument": "phq9", "score": 9, "measured_on": "2026-08-27"},
-    )
+    course = Course(baseline=20, final=9, contract=12, today=date(2026, 9, 27))
+    http = OverHttp(server.post)
+    case_id = http.open(course)
+    case = f"/cases/{case_id}"
+    http.run(case_id, *until_last(course.commands(Phase.concluded), Conclude))
 
-    concluded = server.ok(
-        f"{case}/transitions/conclude", {"maintenance_discussed": True}
-    )
+    concluded = http.run(case_id, Conclude.parse(maintenance_discussed=True))
     closing_early = server.post(f"{case}/transitions/close")
-    accepted = server.ok(
-        f"{case}/follow-up/decision",
-        {"accepted": True, "sessions": 4, "frequency": "monthly"},
-    )
-    server.ok(f"{case}/sessions", session("2026-09-27"))
-    closed = server.ok(f"{case}/transitions/close")
+    accepted = http.run(case_id, AcceptFollowUp.parse(sessions=4, frequency="monthly"))
+    http.run(case_id, course.session())
+    closed = http.run(case_id, Close.parse())
     history = server.get(f"{case}/history").json()
 
     assert concluded["outcome"]["classification"] == "response"
@@ -159,22 +132,23 @@ def test_an_adult_case_runs_its_whole_course_to_follow_up_and_closure(
 def test_an_fb_ipt_case_cannot_start_the_middle_phase_without_a_parent_session(
     server: Server,
 ) -> None:
-    case = f"/cases/{open_case(server, 'fb-ipt', 9)}"
-    server.ok(f"{case}/inventory", inventory())
-    server.ok(
-        f"{case}/focus",
-        {"primary_area": "interpersonal_deficits", "client_agreed": True},
+    course = Course(
+        "fb-ipt",
+        baseline=55,
+        instrument="cdrsr",
+        area="interpersonal_deficits",
+        today=date(2026, 9, 9),
     )
-    server.ok(f"{case}/contract", {})
-    server.ok(
-        f"{case}/measures",
-        {"instrument": "cdrsr", "score": 55, "measured_on": "2026-09-01"},
-    )
-    server.ok(f"{case}/sessions", session("2026-09-02"))
+    http = OverHttp(server.post)
+    case_id = http.open(course)
+    case = f"/cases/{case_id}"
+    http.run(case_id, course.inventory(), course.focus())
+    server.ok(f"{case}/contract", {})  # the protocol's default contract
+    http.run(case_id, course.measure(course.baseline), course.session())
 
     refused = server.post(f"{case}/transitions/start_middle")
-    server.ok(f"{case}/sessions", session("2026-09-09", attendees=["client", "parent"]))
-    started = server.ok(f"{case}/transitions/start_middle")
+    http.run(case_id, course.session(attendees=["client", "parent"]))
+    started = http.run(case_id, StartMiddle.parse())
 
     assert refused.status_code == 409
     assert refused.headers["content-type"] == "application/problem+json"
@@ -188,34 +162,22 @@ def test_an_fb_ipt_case_cannot_start_the_middle_phase_without_a_parent_session(
 def test_concurrent_session_posts_to_two_workers_get_gap_free_numbers(
     database_url: str,
 ) -> None:
+    course = Course(
+        "ipt-g", baseline=30, instrument="bdi2", contract=20, today=date(2026, 10, 1)
+    )
     running = start_server(database_url, "--workers", "2")
     try:
-        case = f"/cases/{open_case(running, 'ipt-g', 40)}"
-        running.ok(
-            f"{case}/sessions", session("2026-09-01", kind="individual_pre_group")
-        )
-        for path, body in [
-            ("inventory", inventory()),
-            ("focus", {"primary_area": "role_transition", "client_agreed": True}),
-            ("contract", {"sessions": 20, "frequency": "weekly"}),
-            (
-                "measures",
-                {"instrument": "bdi2", "score": 30, "measured_on": "2026-09-01"},
-            ),
-            ("sessions", session("2026-09-02", attendees=["group"])),
-            ("transitions/start_middle", None),
-        ]:
-            running.ok(f"{case}/{path}", body)
+        http = OverHttp(running.post)
+        case_id = http.drive(course, Phase.middle)
+        case = f"/cases/{case_id}"
+        group = course.session(attendees=["group"])
         barrier = threading.Barrier(16)
         answers: list[httpx.Response] = []
 
         def post_one() -> None:
             barrier.wait()
-            answers.append(
-                running.post(
-                    f"{case}/sessions", session("2026-10-01", attendees=["group"])
-                )
-            )
+            route, body = request_for(group)
+            answers.append(running.post(f"{case}/{route}", body))
 
         threads = [threading.Thread(target=post_one) for _ in range(16)]
         for t in threads:

@@ -17,7 +17,6 @@ from fastapi.routing import APIRoute
 from httpx import Response
 
 from ipt_workflow.api.routes import cases
-from tests.api.conftest import Api
 from tests.api.test_endpoints import (
     COMMANDS,
     OPENING,
@@ -27,6 +26,7 @@ from tests.api.test_endpoints import (
     new_case,
     shared_sqlite_api,
 )
+from tests.support.api import Api
 
 CALLERS = (
     "no_token",

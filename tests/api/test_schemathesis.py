@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,9 +36,11 @@ from schemathesis.python.asgi import ASGIClient, get_client
 
 from ipt_workflow.api.app import build_services, create_app
 from ipt_workflow.api.deps import Services
+from ipt_workflow.courses import Course
 from ipt_workflow.settings import Settings
 from ipt_workflow.storage.keys import Role, make_key
-from tests.api.conftest import Api, drive_to_middle
+from tests.support.api import Api, drive_to_middle
+from tests.support.drivers import OverHttp
 
 Case = schemathesis.Case[Any]
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
@@ -187,15 +190,10 @@ def case_ids(served: Served) -> tuple[str | None, ...]:
     beginning = api.open_case(_client_ref())
     middle = api.open_case(_client_ref())
     drive_to_middle(api, middle)
-    body = {
-        "client_ref": _client_ref(),
-        "protocol": "ipt",
-        "client_age": 34,
-        "clinician_id": "t-7",
-    }
-    other = api.post("/cases", body, who="other_clinician")
-    assert other.status_code == 201, other.text
-    return (beginning, middle, other.json()["id"], None)
+    other = OverHttp(partial(api.post, who="other_clinician")).open(
+        Course(), _client_ref()
+    )
+    return (beginning, middle, other, None)
 
 
 # api.md formats of two request headers the document gives as bare strings: positive

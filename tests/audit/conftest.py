@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -14,10 +15,28 @@ from eventsourcing.persistence import StoredEvent
 from pydantic import SecretStr
 
 from ipt_workflow.application import CaseApplication
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.commands import (
+    AcceptFollowUp,
+    AgreeContract,
+    Close,
+    Command,
+    Conclude,
+    CorrectEntry,
+    RecordMeasure,
+    RecordMissedSession,
+    RenegotiateContract,
+    StartEnd,
+    StartMiddle,
+)
 from ipt_workflow.settings import Settings, sqlite_path
 from ipt_workflow.storage.chain import GENESIS, event_hash
-from tests.api.conftest import Api, inventory, make_api, session
+from tests.support.api import Api, make_api
+from tests.support.drivers import OverHttp, ThroughApplication, case_of
 
+TODAY = date(2026, 11, 25)
+"""The day of the commands given straight to the application."""
+COURSE = Course(today=TODAY)
 CHECKPOINT_KEY = "audit-tests-checkpoint-key-0123456789abcdef"
 OTHER_KEY = "another-checkpoint-key-that-nobody-configured-42"
 
@@ -65,68 +84,63 @@ def ok(api: Api, path: str, body: Any = None) -> dict[str, Any]:
     return found
 
 
+def through(api: Api, actor: str = "t-7") -> ThroughApplication:
+    """The API's own application, given commands straight, on TODAY."""
+    return ThroughApplication(app_of(api), actor=actor, today=TODAY)
+
+
+def measure(score: int) -> RecordMeasure:
+    """A phq9 of 2026-10-05."""
+    return COURSE.measure(score, on=date(2026, 10, 5))
+
+
+def add_measures(api: Api, case_id: str, n: int) -> None:
+    """`n` measures straight through the application, scores 0, 1, 2..."""
+    through(api).run(UUID(case_id), *(measure(i % 27) for i in range(n)))
+
+
+def august(day: int) -> date:
+    return date(2026, 8, day)
+
+
 def full_course(api: Api, client_ref: str = "A-1042") -> tuple[str, list[str]]:
     """An adult case run to follow-up and closure, with a renegotiated contract, a
     voided session, a missed session and two instruments; returns the case id and
     the phase after each step that changed it."""
+    c = COURSE
+    commands: list[Command] = [
+        c.inventory(),
+        c.focus(),
+        AgreeContract.parse(sessions=16, frequency="weekly"),
+        c.measure(20, on=august(1)),
+        c.measure(30, "bdi2", on=august(1)),
+        c.session(held_on=august(2)),
+        StartMiddle.parse(),
+        RenegotiateContract.parse(
+            sessions=12, frequency="weekly", reason="client_request"
+        ),
+        *(c.session(held_on=august(day), modality="video") for day in range(3, 12)),
+        CorrectEntry.parse(entry="session", number=10, reason="duplicate_entry"),
+        c.session(held_on=august(12)),
+        RecordMissedSession.parse(
+            scheduled_on="2026-08-13", reason="client_cancelled", today=TODAY
+        ),
+        StartEnd.parse(),
+        c.session(held_on=august(20)),
+        c.session(held_on=august(27)),
+        c.measure(9, on=august(27)),
+        Conclude.parse(maintenance_discussed=True),
+        AcceptFollowUp.parse(sessions=4, frequency="monthly"),
+        c.session(held_on=date(2026, 9, 27)),
+        Close.parse(),
+    ]
+    http = OverHttp(api.post)
     case_id = api.open_case(client_ref)
-    case = f"/cases/{case_id}"
     phases = ["beginning"]
-    ok(api, f"{case}/inventory", inventory())
-    ok(api, f"{case}/focus", {"primary_area": "role_transition", "client_agreed": True})
-    ok(api, f"{case}/contract", {"sessions": 16, "frequency": "weekly"})
-    ok(
-        api,
-        f"{case}/measures",
-        {"instrument": "phq9", "score": 20, "measured_on": "2026-08-01"},
-    )
-    ok(
-        api,
-        f"{case}/measures",
-        {"instrument": "bdi2", "score": 30, "measured_on": "2026-08-01"},
-    )
-    ok(api, f"{case}/sessions", session("2026-08-02"))
-    phases.append(ok(api, f"{case}/transitions/start_middle")["phase"])
-    ok(
-        api,
-        f"{case}/contract",
-        {"sessions": 12, "frequency": "weekly", "reason": "client_request"},
-    )
-    for day in range(3, 12):
-        ok(api, f"{case}/sessions", session(f"2026-08-{day:02d}", modality="video"))
-    ok(
-        api,
-        f"{case}/corrections",
-        {"entry": "session", "number": 10, "reason": "duplicate_entry"},
-    )
-    ok(api, f"{case}/sessions", session("2026-08-12"))
-    ok(
-        api,
-        f"{case}/missed-sessions",
-        {"scheduled_on": "2026-08-13", "reason": "client_cancelled"},
-    )
-    phases.append(ok(api, f"{case}/transitions/start_end")["phase"])
-    ok(api, f"{case}/sessions", session("2026-08-20"))
-    ok(api, f"{case}/sessions", session("2026-08-27"))
-    ok(
-        api,
-        f"{case}/measures",
-        {"instrument": "phq9", "score": 9, "measured_on": "2026-08-27"},
-    )
-    phases.append(
-        ok(api, f"{case}/transitions/conclude", {"maintenance_discussed": True})[
-            "phase"
-        ]
-    )
-    phases.append(
-        ok(
-            api,
-            f"{case}/follow-up/decision",
-            {"accepted": True, "sessions": 4, "frequency": "monthly"},
-        )["phase"]
-    )
-    ok(api, f"{case}/sessions", session("2026-09-27"))
-    phases.append(ok(api, f"{case}/transitions/close")["phase"])
+    for command in commands:
+        phase = case_of(http.run(case_id, command))["phase"]
+        if phase != phases[-1]:
+            phases.append(phase)
     return case_id, phases
 
 

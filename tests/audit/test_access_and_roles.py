@@ -9,8 +9,8 @@ from uuid import uuid4
 import pytest
 
 from ipt_workflow.bootstrap import access_log_path
-from tests.api.conftest import Api, drive_to_middle
 from tests.audit.conftest import raw, url_of
+from tests.support.api import Api, drive_to_middle
 
 WHO = ("clinician", "auditor", "ops", "other_clinician", "other_auditor")
 

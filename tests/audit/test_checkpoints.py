@@ -15,8 +15,8 @@ from ipt_workflow.bootstrap import build_application, build_checkpointer
 from ipt_workflow.cli import production_problems
 from ipt_workflow.settings import Settings
 from ipt_workflow.storage.audit import AuditRecorder
-from tests.api.conftest import Api
 from tests.audit.conftest import CHECKPOINT_KEY, app_of, audit_settings
+from tests.support.api import Api
 
 KEY = CHECKPOINT_KEY.encode()
 

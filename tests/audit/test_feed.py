@@ -7,41 +7,28 @@ import threading
 from uuid import UUID
 
 from ipt_workflow.application import CaseApplication
-from ipt_workflow.domain.case import CommandContext
-from tests.api.conftest import Api
-from tests.audit.conftest import app_of
-from tests.audit.test_replay import TODAY
-from tests.audit.test_tamper import measure
+from tests.audit.conftest import COURSE, TODAY, app_of, measure
+from tests.support.api import Api
+from tests.support.drivers import ThroughApplication
 
 SIZES = [1, 2, 3, 7, 50, 999, 1000, *random.Random(6).sample(range(4, 999), 3)]
 BURST = 24
 
 
-def ctx() -> CommandContext:
-    return CommandContext(recorded_by="t-7", today=TODAY)
-
-
 def open_case(app: CaseApplication, clinic: str, ref: str) -> UUID:
-    return app.open_case(
-        ctx(),
-        clinic_id=clinic,
-        client_ref=ref,
-        protocol="ipt",
-        client_age=30,
-        clinician_id="t-7",
-    ).case.id
+    return ThroughApplication(app, clinic, "t-7", TODAY).open(COURSE, ref, "t-7")
 
 
 def write_burst(app: CaseApplication, cases: dict[UUID, str], burst: int) -> None:
     """Commands on cases of both clinics, and now and then a new case."""
     rng = random.Random(burst)
+    straight = ThroughApplication(app, actor="t-7", today=TODAY)
     for n in range(BURST):
         if n % 8 == 0:
             clinic = rng.choice(["clinic-a", "clinic-b"])
             cases[open_case(app, clinic, f"R-{burst}-{n}")] = clinic
         else:
-            case_id = rng.choice(sorted(cases))
-            app.execute(case_id, measure(ctx(), rng.randint(0, 27)))
+            straight.run(rng.choice(sorted(cases)), measure(rng.randint(0, 27)))
 
 
 def read_feed(

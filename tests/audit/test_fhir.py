@@ -8,8 +8,8 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
-from tests.api.conftest import Api, drive_to_middle
 from tests.audit.conftest import full_course, ok
+from tests.support.api import Api, drive_to_middle
 
 LOINC = "http://loinc.org"
 

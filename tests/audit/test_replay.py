@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -13,12 +12,16 @@ import pytest
 
 from ipt_workflow.api.views import case_view
 from ipt_workflow.application import CaseApplication
-from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
-from ipt_workflow.domain.rules import DomainError
-from tests.api.conftest import Api, drive_to_middle
-from tests.audit.conftest import app_of
-
-TODAY = date(2026, 11, 25)
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.commands import (
+    Command,
+    CommandContext,
+    Reassign,
+    RecordMissedSession,
+)
+from ipt_workflow.domain.errors import DomainError
+from tests.audit.conftest import COURSE, TODAY, app_of
+from tests.support.api import Api, drive_to_middle
 
 
 def generate(app: CaseApplication, case_id: UUID, commands: int, seed: int) -> None:
@@ -26,23 +29,26 @@ def generate(app: CaseApplication, case_id: UUID, commands: int, seed: int) -> N
     reassignments."""
     rng = random.Random(seed)
     for _ in range(commands):
+        command, ctx = random_command(rng)
         try:
-            app.execute(case_id, random_command(rng))
+            app.execute(case_id, command, ctx)
         except DomainError:
             continue
 
 
-def random_command(rng: random.Random) -> Callable[[TherapyCase], CommandResult]:
+def random_command(rng: random.Random) -> tuple[Command, CommandContext]:
+    """A command and who gives it."""
     ctx = CommandContext(recorded_by=f"gen-{rng.randint(1, 3)}", today=TODAY)
-    day = f"2026-10-{rng.randint(1, 28):02d}"
+    day = date(2026, 10, rng.randint(1, 28))
     choice = rng.choice(["measure", "measure", "missed", "reassign"])
     if choice == "measure":
-        score = rng.randint(0, 27)
-        return lambda c: c.record_measure(ctx, "phq9", score, day)
+        return COURSE.measure(rng.randint(0, 27), on=day), ctx
     if choice == "missed":
-        return lambda c: c.record_missed_session(ctx, day, "client_cancelled", None)
-    who = f"t-{rng.randint(1, 9)}"
-    return lambda c: c.reassign(ctx, who)
+        missed = RecordMissedSession.parse(
+            scheduled_on=day, reason="client_cancelled", today=TODAY
+        )
+        return missed, ctx
+    return Reassign.parse(clinician_id=f"t-{rng.randint(1, 9)}"), ctx
 
 
 def fold(app: CaseApplication, case_id: UUID, n: int) -> TherapyCase:

@@ -3,7 +3,6 @@ back are found by GET /cases/{id}/verify and `ipt-workflow audit verify`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -12,11 +11,10 @@ import pytest
 
 from ipt_workflow import audit
 from ipt_workflow.cli import main
-from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
-from tests.api.conftest import Api, drive_to_middle
 from tests.audit.conftest import (
     CHECKPOINT_KEY,
     OTHER_KEY,
+    add_measures,
     app_of,
     delete_case,
     flip_byte,
@@ -27,7 +25,7 @@ from tests.audit.conftest import (
     swap_positions,
     url_of,
 )
-from tests.audit.test_replay import TODAY
+from tests.support.api import Api, drive_to_middle
 
 KEY = CHECKPOINT_KEY.encode()
 
@@ -59,17 +57,6 @@ def cli(
     code = main(["audit", *args])
     out = capsys.readouterr()
     return code, out.out + out.err
-
-
-def add_measures(api: Api, case_id: str, n: int) -> None:
-    app = app_of(api)
-    for i in range(n):
-        ctx = CommandContext(recorded_by="t-7", today=TODAY)
-        app.execute(UUID(case_id), measure(ctx, i % 27))
-
-
-def measure(ctx: CommandContext, score: int) -> Callable[[TherapyCase], CommandResult]:
-    return lambda case: case.record_measure(ctx, "phq9", score, "2026-10-05")
 
 
 class TestIntact:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -17,9 +17,18 @@ from ipt_workflow.application import (
     VersionMismatchError,
 )
 from ipt_workflow.bootstrap import build_application
-from ipt_workflow.domain.case import CommandContext, TherapyCase
-from ipt_workflow.domain.rules import CommandIdReused, GuardFailed
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.commands import (
+    AgreeContract,
+    CommandContext,
+    RecordMeasure,
+    StartMiddle,
+    Withdraw,
+)
+from ipt_workflow.domain.errors import CommandIdReused, GuardFailed
 from ipt_workflow.settings import Settings
+from tests.support.drivers import ThroughApplication
 
 TODAY = date(2026, 11, 25)
 
@@ -37,36 +46,28 @@ def app(settings: Settings) -> Iterator[CaseApplication]:
     application.close()
 
 
-def open_case(app: CaseApplication, client_ref: str = "A-1042", **kw: Any) -> UUID:
-    details: dict[str, Any] = {
-        "clinic_id": "clinic-a",
-        "client_ref": client_ref,
-        "protocol": "ipt",
-        "client_age": 34,
-        "clinician_id": "t-7",
-    }
-    details.update(kw)
-    return app.open_case(ctx(), **details).case.id
+def course(protocol: str = "ipt", **details: Any) -> Course:
+    """The sample course of `protocol`, given on TODAY."""
+    return Course(protocol, today=TODAY, **details)
 
 
-def run(
-    app: CaseApplication, case_id: UUID, command: Callable[[TherapyCase], Any]
-) -> Any:
-    return app.execute(case_id, command)
+def straight(app: CaseApplication, clinic_id: str = "clinic-a") -> ThroughApplication:
+    return ThroughApplication(app, clinic_id, today=TODAY)
 
 
-def drive_to_middle(app: CaseApplication, case_id: UUID) -> None:
-    inventory = [{"role": "partner", "closeness": 1, "conflict": True}]
-    run(app, case_id, lambda c: c.record_inventory(ctx(), inventory))
-    run(app, case_id, lambda c: c.agree_focus(ctx(), "role_transition", True))
-    run(app, case_id, lambda c: c.agree_contract(ctx()))
-    run(app, case_id, lambda c: c.record_measure(ctx(), "phq9", 18, "2026-10-01"))
-    run(
-        app,
-        case_id,
-        lambda c: c.record_session(ctx(), "2026-10-02", 50, "video", ["client"]),
-    )
-    run(app, case_id, lambda c: c.start_middle(ctx()))
+def open_case(
+    app: CaseApplication,
+    client_ref: str = "A-1042",
+    protocol: str = "ipt",
+    client_age: int | None = None,
+    clinic_id: str = "clinic-a",
+) -> UUID:
+    plan = course(protocol, age=client_age)
+    return straight(app, clinic_id).open(plan, client_ref, "t-7")
+
+
+def measure(score: int) -> RecordMeasure:
+    return course().measure(score, on=date(2026, 11, 1))
 
 
 class TestOpenCase:
@@ -84,23 +85,9 @@ class TestOpenCase:
     def test_opening_again_with_the_same_data_returns_the_open_case(
         self, app: CaseApplication
     ) -> None:
-        first = app.open_case(
-            ctx(),
-            clinic_id="c",
-            client_ref="R-1",
-            protocol="ipt",
-            client_age=30,
-            clinician_id="t",
-        )
+        first = app.open_case(course("ipt").opening("c", "R-1", "t"), ctx())
 
-        again = app.open_case(
-            ctx(),
-            clinic_id="c",
-            client_ref="R-1",
-            protocol="ipt@1",
-            client_age=30,
-            clinician_id="t",
-        )
+        again = app.open_case(course("ipt@1").opening("c", "R-1", "t"), ctx())
 
         assert (first.created, again.created) == (True, False)
         assert again.case.id == first.case.id
@@ -157,7 +144,7 @@ class TestOpenCase:
         self, app: CaseApplication
     ) -> None:
         first = open_case(app, client_ref="R-4")
-        app.execute(first, lambda c: c.withdraw(ctx(), "moved"))
+        straight(app).run(first, Withdraw.parse(reason="moved"))
 
         second = open_case(app, client_ref="R-4")
 
@@ -181,9 +168,7 @@ class TestCommands:
     ) -> None:
         case_id = open_case(app)
 
-        done = app.execute(
-            case_id, lambda c: c.record_measure(ctx(), "phq9", 20, "2026-11-01")
-        )
+        done = app.execute(case_id, measure(20), ctx())
 
         assert done.case.version == 2
         assert done.position is not None and done.position > 0
@@ -193,7 +178,7 @@ class TestCommands:
         case_id = open_case(app)
 
         with pytest.raises(GuardFailed):
-            app.execute(case_id, lambda c: c.start_middle(ctx()))
+            app.execute(case_id, StartMiddle.parse(), ctx())
 
         assert len(app.case_events(case_id)) == 1
 
@@ -201,9 +186,7 @@ class TestCommands:
         case_id = open_case(app)
 
         with pytest.raises(CaseNotFoundError):
-            app.execute(
-                case_id, lambda c: c.agree_contract(ctx()), clinics={"clinic-b"}
-            )
+            app.execute(case_id, AgreeContract.parse(), ctx(), clinics={"clinic-b"})
         with pytest.raises(CaseNotFoundError):
             app.get_case(case_id, clinics={"clinic-b"})
 
@@ -217,7 +200,7 @@ class TestCommands:
         case_id = open_case(app)
 
         with pytest.raises(VersionMismatchError) as refused:
-            app.execute(case_id, lambda c: c.agree_contract(ctx()), expected_version=5)
+            app.execute(case_id, AgreeContract.parse(), ctx(), expected_version=5)
 
         assert refused.value.current == 1
         assert len(app.case_events(case_id)) == 1
@@ -225,8 +208,7 @@ class TestCommands:
     def test_the_case_as_of_a_version_is_the_fold_of_its_first_events(
         self, app: CaseApplication
     ) -> None:
-        case_id = open_case(app)
-        drive_to_middle(app, case_id)
+        case_id = straight(app).drive(course(), Phase.middle)
 
         then = app.get_case(case_id, version=4)
 
@@ -245,20 +227,13 @@ class TestRestart:
     ) -> None:
         first = build_application(settings)
         case_id = open_case(first)
-        first.execute(
-            case_id, lambda c: c.record_measure(ctx("cmd-1"), "phq9", 20, "2026-11-01")
-        )
+        first.execute(case_id, measure(20), ctx("cmd-1"))
         first.close()
 
         second = build_application(settings)
-        replay = second.execute(
-            case_id, lambda c: c.record_measure(ctx("cmd-1"), "phq9", 20, "2026-11-01")
-        )
+        replay = second.execute(case_id, measure(20), ctx("cmd-1"))
         with pytest.raises(CommandIdReused):
-            second.execute(
-                case_id,
-                lambda c: c.record_measure(ctx("cmd-1"), "phq9", 21, "2026-11-01"),
-            )
+            second.execute(case_id, measure(21), ctx("cmd-1"))
         events = second.case_events(case_id)
         second.close()
 
@@ -271,19 +246,9 @@ class TestConcurrency:
         self, settings: Settings
     ) -> None:
         setup = build_application(settings)
-        case_id = open_case(setup, protocol="ipt-g", client_age=40)
-        setup.execute(
-            case_id,
-            lambda c: c.record_session(
-                ctx(),
-                "2026-10-01",
-                90,
-                "in_person",
-                ["client"],
-                kind="individual_pre_group",
-            ),
-        )
-        drive_to_middle(setup, case_id)
+        group = course("ipt-g")
+        # An uncounted individual session before the group, then session 1.
+        case_id = straight(setup).drive(group, Phase.middle)
         setup.close()
         # Two application instances stand for two server processes, so lost races
         # across processes are exercised as well as the in-process lock.
@@ -291,16 +256,14 @@ class TestConcurrency:
         barrier = threading.Barrier(16)
         numbers: list[int | None] = []
         errors: list[BaseException] = []
+        session = group.session(
+            held_on=date(2026, 11, 2), minutes=90, attendees=["group"]
+        )
 
         def record(i: int) -> None:
             barrier.wait()
             try:
-                done = apps[i % 2].execute(
-                    case_id,
-                    lambda c: c.record_session(
-                        ctx(), "2026-11-02", 90, "in_person", ["group"]
-                    ),
-                )
+                done = straight(apps[i % 2]).run(case_id, session)
                 numbers.append(done.result.session_number)
             except BaseException as e:  # collected, asserted below
                 errors.append(e)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -16,30 +15,29 @@ from pydantic import SecretStr
 
 from ipt_workflow.application import CaseApplication
 from ipt_workflow.bootstrap import build_application
-from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.commands import Reassign, RecordMeasure, Withdraw
 from ipt_workflow.settings import Settings, sqlite_path
+from tests.support.drivers import ThroughApplication
 
 TODAY = date(2026, 11, 25)
 CLIENT_REF = "ZQ-UNMISTAKABLE-7731"
 
 
-def ctx() -> CommandContext:
-    return CommandContext(recorded_by="clinician-1", today=TODAY)
+COURSE = Course(today=TODAY)
 
 
-def measure(score: int) -> Callable[[TherapyCase], CommandResult]:
-    return lambda case: case.record_measure(ctx(), "phq9", score, "2026-11-01")
+def straight(app: CaseApplication) -> ThroughApplication:
+    return ThroughApplication(app, "clinic-a", today=TODAY)
+
+
+def measure(score: int, on: date = date(2026, 11, 1)) -> RecordMeasure:
+    return COURSE.measure(score, on=on)
 
 
 def open_case(app: CaseApplication) -> UUID:
-    return app.open_case(
-        ctx(),
-        clinic_id="clinic-a",
-        client_ref=CLIENT_REF,
-        protocol="ipt",
-        client_age=34,
-        clinician_id="t-7",
-    ).case.id
+    return straight(app).open(COURSE, CLIENT_REF, "t-7")
 
 
 def keyed(url: str, key: str | None) -> Settings:
@@ -108,7 +106,7 @@ class TestEncryption:
     ) -> None:
         app = build_application(keyed(database_url, AESCipher.create_key(32)))
         case_id = open_case(app)
-        app.execute(case_id, lambda c: c.withdraw(ctx(), "moved"))
+        straight(app).run(case_id, Withdraw.parse(reason="moved"))
         app.close()
 
         assert CLIENT_REF.encode() not in raw_bytes(database_url)
@@ -132,9 +130,7 @@ class TestEncryption:
         before.close()
 
         after = build_application(keyed(database_url, f"{new},{old}"))
-        after.execute(
-            case_id, lambda c: c.record_measure(ctx(), "phq9", 17, "2026-11-20")
-        )
+        straight(after).run(case_id, measure(17, on=date(2026, 11, 20)))
         after.close()
         reader = build_application(keyed(database_url, f"{new},{old}"))
         case = reader.get_case(case_id)
@@ -161,10 +157,7 @@ class TestHashChain:
     def test_an_untouched_case_verifies_intact(self, settings: Settings) -> None:
         app = build_application(settings)
         case_id = open_case(app)
-        app.execute(
-            case_id, lambda c: c.record_measure(ctx(), "phq9", 20, "2026-11-01")
-        )
-        app.execute(case_id, lambda c: c.reassign(ctx(), "t-8"))
+        straight(app).run(case_id, measure(20), Reassign.parse(clinician_id="t-8"))
 
         check = app.verify_chain(case_id)
         app.close()
@@ -182,8 +175,7 @@ class TestHashChain:
         key = AESCipher.create_key(32) if cipher else None
         app = build_application(keyed(database_url, key))
         case_id = open_case(app)
-        for score in (20, 18, 15):
-            app.execute(case_id, measure(score))
+        straight(app).run(case_id, *(measure(score) for score in (20, 18, 15)))
 
         tamper(database_url, case_id, version=3)
         check = app.verify_chain(case_id)
@@ -197,7 +189,7 @@ class TestHashChain:
         # Concluding saves two events at once (the outcome and the follow-up offer).
         app = build_application(settings)
         case_id = open_case(app)
-        app.execute(case_id, lambda c: c.withdraw(ctx(), "moved"))
+        straight(app).run(case_id, Withdraw.parse(reason="moved"))
 
         check = app.verify_chain(case_id)
         ref_check = app.verify_chain(app.reference_id("clinic-a", CLIENT_REF))
@@ -213,8 +205,7 @@ class TestSnapshots:
     ) -> None:
         app = build_application(settings)
         case_id = open_case(app)
-        for i in range(120):
-            app.execute(case_id, measure(i % 27))
+        straight(app).run(case_id, *(measure(i % 27) for i in range(120)))
 
         snapshots = app.snapshots
         assert snapshots is not None

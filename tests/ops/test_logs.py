@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.commands import (
+    AgreeContract,
+    Close,
+    Conclude,
+    DeclineFollowUp,
+    RecordMissedSession,
+    StartEnd,
+    StartMiddle,
+)
 from ipt_workflow.logging import REDACTED, scrub_client_data
-from tests.api.conftest import inventory, session
 from tests.ops.conftest import ServerFactory, route_of
+from tests.support.drivers import OverHttp, opening_body
 
 CLIENT_REF = "ZQX-7781-PRIVATE"
 NOTE = "Seen crying at the bus stop near Elm Road"
@@ -24,62 +35,50 @@ class Form:
     rule: str
 
 
+COURSE = Course(baseline=20, final=9, contract=12, age=41, today=date(2026, 8, 27))
+
+
+def august(day: int) -> date:
+    return date(2026, 8, day)
+
+
 def run_course(server: Any) -> str:
     """A whole adult course, with notes, a refusal and a malformed body on the way."""
-    opened = server.post(
-        "/cases",
-        {
-            "client_ref": CLIENT_REF,
-            "protocol": "ipt",
-            "client_age": 41,
-            "clinician_id": "t-7",
-        },
-        headers={"X-Request-ID": GIVEN_ID},
-    )
+    c = COURSE
+    opening = opening_body(c.opening(client_ref=CLIENT_REF, clinician_id="t-7"))
+    opened = server.post("/cases", opening, headers={"X-Request-ID": GIVEN_ID})
     assert opened.status_code == 201, opened.text
-    case = f"/cases/{opened.json()['id']}"
+    case_id: str = opened.json()["id"]
+    case = f"/cases/{case_id}"
     bad_age = server.post(
         "/cases",
-        {
-            "client_ref": CLIENT_REF,
-            "protocol": "ipt",
-            "client_age": NOTE,
-            "clinician_id": "t-7",
-        },
+        {**opening, "client_age": NOTE},
         headers={"X-Request-ID": "not a well-formed id"},
     )
     assert bad_age.status_code == 422
-    server.ok(f"{case}/inventory", inventory())
+    http = OverHttp(server.post)
+    http.run(case_id, c.inventory())
     refused = server.post(f"{case}/transitions/start_middle")
     assert refused.status_code == 409
-    server.ok(
-        f"{case}/focus", {"primary_area": "role_transition", "client_agreed": True}
+    closed = http.run(
+        case_id,
+        c.focus(),
+        AgreeContract.parse(sessions=12),
+        c.measure(20, on=august(1)),
+        RecordMissedSession.parse(
+            scheduled_on=august(1), reason="other", note=NOTE, today=c.day
+        ),
+        c.session(held_on=august(2)),
+        StartMiddle.parse(),
+        *(c.session(held_on=august(d), strategies=["role_play"]) for d in range(3, 12)),
+        StartEnd.parse(),
+        c.session(held_on=august(20)),
+        c.session(held_on=august(27)),
+        c.measure(9, on=august(27)),
+        Conclude.parse(maintenance_discussed=True),
+        DeclineFollowUp.parse(),
+        Close.parse(reason="other", note=NOTE),
     )
-    server.ok(f"{case}/contract", {"sessions": 12, "frequency": "weekly"})
-    server.ok(
-        f"{case}/measures",
-        {"instrument": "phq9", "score": 20, "measured_on": "2026-08-01"},
-    )
-    server.ok(
-        f"{case}/missed-sessions",
-        {"scheduled_on": "2026-08-01", "reason": "other", "note": NOTE},
-    )
-    server.ok(f"{case}/sessions", session("2026-08-02"))
-    server.ok(f"{case}/transitions/start_middle")
-    for day in range(3, 12):
-        server.ok(
-            f"{case}/sessions", session(f"2026-08-{day:02d}", strategies=["role_play"])
-        )
-    server.ok(f"{case}/transitions/start_end")
-    server.ok(f"{case}/sessions", session("2026-08-20"))
-    server.ok(f"{case}/sessions", session("2026-08-27"))
-    server.ok(
-        f"{case}/measures",
-        {"instrument": "phq9", "score": 9, "measured_on": "2026-08-27"},
-    )
-    server.ok(f"{case}/transitions/conclude", {"maintenance_discussed": True})
-    server.ok(f"{case}/follow-up/decision", {"accepted": False})
-    closed = server.ok(f"{case}/transitions/close", {"reason": "other", "note": NOTE})
     assert closed["phase"] == "closed"
     assert server.get(case).status_code == 200
     assert (
@@ -88,7 +87,6 @@ def run_course(server: Any) -> str:
         ).status_code
         == 200
     )
-    case_id: str = opened.json()["id"]
     return case_id
 
 

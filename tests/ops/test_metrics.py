@@ -6,12 +6,13 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import inventory
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.commands import AgreeContract
 from tests.ops.conftest import OpsServer, ServerFactory, route_of
+from tests.support.drivers import OverHttp, opening_body, request_for
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -69,12 +70,8 @@ def test_counters_move_by_exactly_the_commands_sent(
         postgres_url, "--workers", "2", PROMETHEUS_MULTIPROC_DIR=str(folder)
     )
     until_both_workers_served(server, folder)
-    open_body: dict[str, Any] = {
-        "client_ref": "MX-5521-PRIVATE",
-        "protocol": "ipt",
-        "client_age": 29,
-        "clinician_id": "t-7",
-    }
+    course = Course(age=29)
+    open_body = opening_body(course.opening(client_ref="MX-5521-PRIVATE"))
     probes = sum(a.request.url.path == "/healthz" for a in server.answers)
     before = scrape(server)
     since = len(server.answers)
@@ -82,13 +79,13 @@ def test_counters_move_by_exactly_the_commands_sent(
     opened = server.post("/cases", open_body)
     again = server.post("/cases", open_body)
     case = f"/cases/{opened.json()['id']}"
-    server.ok(f"{case}/inventory", inventory())
+    OverHttp(server.post).run(opened.json()["id"], course.inventory())
     refused = server.post(f"{case}/transitions/start_middle")
     invalid = server.post(f"{case}/focus", {"primary_area": "unknown_area"})
     key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
-    contract = {"sessions": 12, "frequency": "weekly"}
-    first = server.post(f"{case}/contract", contract, headers=key)
-    retried = server.post(f"{case}/contract", contract, headers=key)
+    route, contract = request_for(AgreeContract.parse(sessions=12))
+    first = server.post(f"{case}/{route}", contract, headers=key)
+    retried = server.post(f"{case}/{route}", contract, headers=key)
     missing = server.post(
         f"/cases/{uuid.uuid4()}/focus",
         {"primary_area": "grief", "client_agreed": True},

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.api.conftest import inventory
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.commands import AgreeContract
 from tests.ops.conftest import OpsServer, ServerFactory, wait_until
+from tests.support.drivers import OverHttp
 from tests.support.postgres import Cluster
+
+COURSE = Course(age=30)
 
 
 def readiness(server: OpsServer) -> tuple[int, dict[str, Any]]:
@@ -22,13 +26,7 @@ def is_ready(server: OpsServer) -> bool:
 
 def open_case(server: OpsServer, client_ref: str) -> tuple[str, int]:
     """A new case's id and the log position of its first event."""
-    body = {
-        "client_ref": client_ref,
-        "protocol": "ipt",
-        "client_age": 30,
-        "clinician_id": "t-7",
-    }
-    case = server.ok("/cases", body)
+    case = OverHttp(server.post).opened(COURSE, client_ref, "t-7")
     return case["id"], case["position"]
 
 
@@ -82,11 +80,12 @@ def test_readyz_fails_when_the_read_models_lag_past_the_limit(
         IPT_RUN_PROJECTIONS="false",  # nobody projects: the lag can only grow
         IPT_READY_MAX_LAG_EVENTS="2",
     )
-    case = f"/cases/{open_case(server, 'L-1')[0]}"
+    case_id, _ = open_case(server, "L-1")
     ready_at_one = readiness(server)
 
-    server.ok(f"{case}/inventory", inventory())
-    server.ok(f"{case}/contract", {"sessions": 12, "frequency": "weekly"})
+    OverHttp(server.post).run(
+        case_id, COURSE.inventory(), AgreeContract.parse(sessions=12)
+    )
     status, body = readiness(server)
 
     assert ready_at_one[0] == 200

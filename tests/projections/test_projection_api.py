@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,15 @@ from fastapi.testclient import TestClient
 
 from ipt_workflow.api.app import create_app
 from ipt_workflow.bootstrap import build_key_store
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.commands import AgreeContract, Command, StartMiddle
 from ipt_workflow.settings import Settings
 from ipt_workflow.storage.keys import make_key
-from tests.api.conftest import Api, inventory, session
+from tests.support.api import Api
+from tests.support.drivers import OverHttp, case_of
+
+ADULT = Course(age=40)
 
 
 @pytest.fixture
@@ -42,25 +49,24 @@ def live(tmp_path: Path) -> Iterator[Api]:
 
 
 def opened(
-    api: Api, ref: str, who: str = "clinician", **fields: Any
+    api: Api,
+    ref: str,
+    who: str = "clinician",
+    course: Course = ADULT,
+    clinician_id: str = "t-7",
 ) -> tuple[str, int]:
-    body = {
-        "client_ref": ref,
-        "protocol": "ipt",
-        "client_age": 40,
-        "clinician_id": "t-7",
-    }
-    answer = api.post("/cases", {**body, **fields}, who=who)
-    assert answer.status_code == 201, answer.text
-    return answer.json()["id"], answer.json()["position"]
+    """A new case of the course's client: its id and the position of its opening."""
+    case = OverHttp(partial(api.post, who=who)).opened(course, ref, clinician_id)
+    return case["id"], case["position"]
 
 
-def ok(api: Api, path: str, body: Any = None) -> dict[str, Any]:
-    answer = api.post(path, body)
-    assert answer.status_code in (200, 201), answer.text
-    found: dict[str, Any] = answer.json()
-    case: dict[str, Any] = found.get("case", found)
-    return case
+def ok(api: Api, case_id: str, *commands: Command) -> dict[str, Any]:
+    """Send the commands; the case after the last."""
+    return case_of(OverHttp(api.post).run(case_id, *commands))
+
+
+def september(day: int) -> date:
+    return date(2026, 9, day)
 
 
 class TestReadYourWrites:
@@ -114,7 +120,7 @@ class TestCaseload:
 
     def test_filters_and_pages(self, live: Api) -> None:
         ids = [opened(live, f"P-{n}", clinician_id=f"t-{n % 2}")[0] for n in range(5)]
-        last = opened(live, "P-last", protocol="ipt-b")[1]
+        last = opened(live, "P-last", course=Course("ipt-b"))[1]
 
         page1 = live.get("/projections/caseload", min_position=last, limit=2).json()
         page2 = live.get(
@@ -169,21 +175,17 @@ class TestOutcomes:
 
 class TestAlerts:
     def test_alerts_appear_and_clear_as_the_rules_say(self, live: Api) -> None:
-        case_id, _ = opened(live, "AL-1", protocol="ipt-a", client_age=15)
-        case = f"/cases/{case_id}"
-        ok(live, f"{case}/inventory", inventory())
+        course = Course("ipt-a", baseline=18, contract=12, today=september(25))
+        case_id, _ = opened(live, "AL-1", course=course)
         ok(
             live,
-            f"{case}/focus",
-            {"primary_area": "role_transition", "client_agreed": True},
+            case_id,
+            course.inventory(),
+            course.focus(),
+            AgreeContract.parse(sessions=12),
+            course.measure(18, on=september(1)),
         )
-        ok(live, f"{case}/contract", {"sessions": 12, "frequency": "weekly"})
-        ok(
-            live,
-            f"{case}/measures",
-            {"instrument": "phq9", "score": 18, "measured_on": "2026-09-01"},
-        )
-        first = ok(live, f"{case}/sessions", session("2026-09-01"))
+        first = ok(live, case_id, course.session(held_on=september(1)))
 
         def alerts(as_of: str, position: int) -> list[str]:
             answer = live.get(
@@ -200,16 +202,22 @@ class TestAlerts:
         overdue = alerts("2026-09-16", first["position"])
         with_parent = ok(
             live,
-            f"{case}/sessions",
-            session("2026-09-16", attendees=["client", "parent"]),
+            case_id,
+            course.session(held_on=september(16), attendees=["client", "parent"]),
         )
         cleared = alerts("2026-09-17", with_parent["position"])
-        ok(live, f"{case}/transitions/start_middle")
-        for day in range(17, 21):
-            last = ok(live, f"{case}/sessions", session(f"2026-09-{day}"))
+        ok(live, case_id, StartMiddle.parse())
+        last = ok(
+            live,
+            case_id,
+            *(course.session(held_on=september(d)) for d in range(17, 21)),
+        )
         measure_due = alerts("2026-09-21", last["position"])
-        for day in range(21, 25):
-            last = ok(live, f"{case}/sessions", session(f"2026-09-{day}"))
+        last = ok(
+            live,
+            case_id,
+            *(course.session(held_on=september(d)) for d in range(21, 25)),
+        )
         termination = alerts("2026-09-25", last["position"])
 
         assert after_one == ["parent_session_missing"]
@@ -221,33 +229,10 @@ class TestAlerts:
     def test_an_offer_awaiting_a_decision_for_over_fourteen_days_alerts(
         self, live: Api
     ) -> None:
-        case_id, _ = opened(live, "AL-2", prior_episodes=3)
-        case = f"/cases/{case_id}"
-        ok(live, f"{case}/inventory", inventory())
-        ok(
-            live,
-            f"{case}/focus",
-            {"primary_area": "role_transition", "client_agreed": True},
-        )
-        ok(live, f"{case}/contract", {"sessions": 12, "frequency": "weekly"})
-        ok(
-            live,
-            f"{case}/measures",
-            {"instrument": "phq9", "score": 18, "measured_on": "2026-09-01"},
-        )
-        ok(live, f"{case}/sessions", session("2026-09-01"))
-        ok(live, f"{case}/transitions/start_middle")
-        for day in range(2, 11):
-            ok(live, f"{case}/sessions", session(f"2026-09-{day:02d}"))
-        ok(live, f"{case}/transitions/start_end")
-        ok(live, f"{case}/sessions", session("2026-09-11"))
-        ok(live, f"{case}/sessions", session("2026-09-12"))
-        ok(
-            live,
-            f"{case}/measures",
-            {"instrument": "phq9", "score": 3, "measured_on": "2026-09-12"},
-        )
-        concluded = ok(live, f"{case}/transitions/conclude")
+        # Remission after three prior episodes: maintenance is offered.
+        course = Course(baseline=18, final=3, contract=12, prior_episodes=3)
+        case_id, _ = opened(live, "AL-2", course=course)
+        concluded = ok(live, case_id, *course.commands(Phase.concluded))
         offered = concluded["follow_up_offer"]["offered_at"][:10]
 
         def alerts(as_of: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ each case's events and the domain aggregate replayed from them.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -42,7 +42,7 @@ class Reference:
         ]
 
     @staticmethod
-    def _counted(case: TherapyCase) -> list[dict[str, Any]]:
+    def _counted(case: TherapyCase) -> list[Mapping[str, Any]]:
         return [
             s
             for s in case.sessions

@@ -1,16 +1,32 @@
-"""A seeded generator of realistic caseloads, driven through the real application."""
+"""A seeded generator of realistic caseloads, driven through the real application
+with the commands of the sample courses (ipt_workflow.courses)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
 from ipt_workflow.application import CaseApplication
-from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
-from ipt_workflow.domain.rules import DomainError
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.commands import (
+    AcceptFollowUp,
+    AgreeContract,
+    Close,
+    Command,
+    CommandContext,
+    Conclude,
+    CorrectEntry,
+    DeclineFollowUp,
+    Reassign,
+    RecordMissedSession,
+    StartEnd,
+    StartMiddle,
+    Withdraw,
+)
+from ipt_workflow.domain.errors import DomainError
 
 TODAY = date(2026, 11, 25)
 CLINICS = ("clinic-a", "clinic-b", "clinic-c")
@@ -28,16 +44,19 @@ def ctx() -> CommandContext:
     return CommandContext(recorded_by="generator", today=TODAY)
 
 
-class Course:
-    """One random course; every command goes through the application."""
+class RandomCourse:
+    """One random course; every command goes through the application, built by the
+    sample course of the case's protocol (ipt_workflow.courses)."""
 
-    def __init__(self, app: CaseApplication, rng: random.Random, case_id: UUID) -> None:
-        self.app, self.rng, self.case_id = app, rng, case_id
+    def __init__(
+        self, app: CaseApplication, rng: random.Random, case_id: UUID, plan: Course
+    ) -> None:
+        self.app, self.rng, self.case_id, self.plan = app, rng, case_id, plan
         self.day = TODAY - timedelta(days=rng.randint(60, 400))
 
-    def do(self, command: Callable[[TherapyCase], CommandResult]) -> bool:
+    def do(self, command: Command) -> bool:
         try:
-            self.app.execute(self.case_id, command)
+            self.app.execute(self.case_id, command, ctx())
         except DomainError:
             return False
         return True
@@ -48,20 +67,11 @@ class Course:
 
     def session(self, **kw: Any) -> bool:
         self.day = min(TODAY, self.day + timedelta(days=self.rng.choice((3, 7, 7, 14))))
-        attendees = kw.pop("attendees", ["client"])
-        return self.do(
-            lambda c: c.record_session(
-                ctx(),
-                self.day,
-                50,
-                self.rng.choice(("in_person", "video")),
-                attendees,
-                **kw,
-            )
-        )
+        modality = self.rng.choice(("in_person", "video"))
+        return self.do(self.plan.session(held_on=self.day, modality=modality, **kw))
 
-    def measure(self, instrument: str, score: int) -> bool:
-        return self.do(lambda c: c.record_measure(ctx(), instrument, score, self.day))
+    def measure(self, score: int) -> bool:
+        return self.do(self.plan.measure(score, on=self.day))
 
 
 def generate(app: CaseApplication, cases: int, seed: int) -> list[UUID]:
@@ -71,50 +81,42 @@ def generate(app: CaseApplication, cases: int, seed: int) -> list[UUID]:
     for n in range(cases):
         protocol = rng.choice(list(PROTOCOLS))
         low, high, instrument = PROTOCOLS[protocol]
-        opened = app.open_case(
-            ctx(),
-            clinic_id=rng.choice(CLINICS),
-            client_ref=f"GEN-{seed}-{n}",
-            protocol=protocol,
-            client_age=rng.randint(low, high),
-            clinician_id=f"t-{rng.randint(1, 6)}",
+        clinic_id = rng.choice(CLINICS)
+        age = rng.randint(low, high)
+        clinician_id = f"t-{rng.randint(1, 6)}"
+        plan = Course(
+            protocol,
+            instrument=instrument,
+            age=age,
             prior_episodes=rng.choice((0, 1, 3)),
+            today=TODAY,
         )
+        opening = plan.opening(clinic_id, f"GEN-{seed}-{n}", clinician_id)
+        opened = app.open_case(opening, ctx())
         ids.append(opened.case.id)
-        _drive(Course(app, rng, opened.case.id), protocol, instrument)
+        _drive(RandomCourse(app, rng, opened.case.id, plan), protocol)
     return ids
 
 
-def _void(number: int) -> Callable[[TherapyCase], CommandResult]:
-    def void(case: TherapyCase) -> CommandResult:
-        return case.correct_entry(ctx(), "session", "duplicate_entry", number=number)
+def _void(number: int) -> Command:
+    return CorrectEntry.parse(
+        entry="session", reason="duplicate_entry", number=number, today=TODAY
+    )
 
-    return void
 
-
-def _drive(c: Course, protocol: str, instrument: str) -> None:
+def _drive(c: RandomCourse, protocol: str) -> None:
     rng = c.rng
     stop = rng.random()
-    floor = 17 if instrument == "cdrsr" else 0
+    floor = 17 if c.plan.instrument == "cdrsr" else 0
     baseline = rng.randint(floor + 12, floor + 26)
     if protocol == "ipt-b" and rng.random() < 0.5:
         c.session(kind="engagement")
-    c.do(
-        lambda case: case.record_inventory(
-            ctx(), [{"role": "partner", "closeness": 1, "deceased": rng.random() < 0.3}]
-        )
-    )
+    c.do(c.plan.inventory(deceased=rng.random() < 0.3))
     area = rng.choice(AREAS)
-    c.do(
-        lambda case: case.agree_focus(
-            ctx(),
-            area,
-            True,
-            dispute_stage="impasse" if area == "role_dispute" else None,
-        )
-    )
-    c.do(lambda case: case.agree_contract(ctx()))
-    c.measure(instrument, baseline)
+    stage = "impasse" if area == "role_dispute" else None
+    c.do(c.plan.focus(area, dispute_stage=stage))
+    c.do(AgreeContract.parse())
+    c.measure(baseline)
     if protocol == "ipt-g":
         c.session(kind="individual_pre_group")
     parent = (
@@ -124,13 +126,17 @@ def _drive(c: Course, protocol: str, instrument: str) -> None:
     )
     c.session(attendees=parent)
     if rng.random() < 0.1:
-        c.do(lambda case: case.record_missed_session(ctx(), c.day, "client_cancelled"))
+        c.do(
+            RecordMissedSession.parse(
+                scheduled_on=c.day, reason="client_cancelled", today=TODAY
+            )
+        )
     if stop < 0.12:
-        c.do(lambda case: case.withdraw(ctx(), "dropped_out"))
+        c.do(Withdraw.parse(reason="dropped_out"))
         return
     if stop < 0.2:
         return  # still in the beginning
-    if not c.do(lambda case: case.start_middle(ctx())):
+    if not c.do(StartMiddle.parse()):
         return
     while c.session(
         strategies=rng.sample(
@@ -139,44 +145,44 @@ def _drive(c: Course, protocol: str, instrument: str) -> None:
         )
     ):
         if rng.random() < 0.25:
-            c.measure(instrument, rng.randint(floor, floor + 27))
+            c.measure(rng.randint(floor, floor + 27))
         if rng.random() < 0.05:
             c.do(_void(c.case.last_session_number))
         left = c.case.acute_sessions_remaining or 0
         if left <= c.case.protocol.end_sessions.high and rng.random() < 0.6:
             break
     if rng.random() < 0.1:
-        c.do(lambda case: case.reassign(ctx(), "t-9"))
+        c.do(Reassign.parse(clinician_id="t-9"))
     if stop < 0.35:
         return  # still in the middle
-    if not c.do(lambda case: case.start_end(ctx())):
+    if not c.do(StartEnd.parse()):
         return
     while c.session():
         pass
     final = rng.randint(floor, floor + baseline - floor)
-    c.measure(instrument, final)
+    c.measure(final)
     if stop < 0.45:
         return  # in the end phase, measured
-    if not c.do(lambda case: case.conclude(ctx(), rng.random() < 0.5)):
+    if not c.do(Conclude.parse(maintenance_discussed=rng.random() < 0.5)):
         return
     offer = c.case.follow_up_offer
     if offer is None:
         if rng.random() < 0.5:
-            c.do(lambda case: case.close(ctx()))
+            c.do(Close.parse())
         return
     choice = rng.random()
     if choice < 0.2:
         return  # awaiting the client's decision
     if choice < 0.45:
-        c.do(lambda case: case.decline_follow_up(ctx()))
-        c.do(lambda case: case.close(ctx()))
+        c.do(DeclineFollowUp.parse())
+        c.do(Close.parse())
         return
     sessions = rng.randint(2, 6)
     if offer["kind"] == "referral":
-        c.do(lambda case: case.accept_follow_up(ctx()))
+        c.do(AcceptFollowUp.parse())
         return
-    c.do(lambda case: case.accept_follow_up(ctx(), sessions, "monthly"))
+    c.do(AcceptFollowUp.parse(sessions=sessions, frequency="monthly"))
     for _ in range(rng.randint(0, sessions)):
         c.session()
     if rng.random() < 0.7:
-        c.do(lambda case: case.close(ctx(), "other" if rng.random() < 0.1 else None))
+        c.do(Close.parse(reason="other" if rng.random() < 0.1 else None))

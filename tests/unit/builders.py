@@ -12,8 +12,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
-from ipt_workflow.domain.rules import GuardFailed, InvalidInput
+from ipt_workflow.courses import Course
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.commands import (
+    AcceptFollowUp,
+    Command,
+    CommandContext,
+    CommandResult,
+    Conclude,
+)
+from ipt_workflow.domain.errors import GuardFailed, InvalidInput
 
 TODAY = date(2026, 3, 2)
 TOMORROW = TODAY + timedelta(days=1)
@@ -67,21 +76,28 @@ def ctx(
     )
 
 
+def course(protocol: str = "ipt", **details: Any) -> Course:
+    """The sample course of `protocol`, given on TODAY."""
+    return Course(protocol, today=TODAY, **details)
+
+
+def run(case: TherapyCase, *commands: Command) -> CommandResult:
+    """Give the case each command in turn, each with a fresh context."""
+    result = None
+    for command in commands:
+        result = case.handle(ctx(), command)
+    assert result is not None
+    return result
+
+
 def open_case(
     protocol: str = "ipt",
     age: int | None = None,
     prior_episodes: int = 0,
 ) -> TherapyCase:
     """A case just opened under `protocol`, for a client of a suitable age."""
-    return TherapyCase.open(
-        ctx(),
-        clinic_id="clinic-1",
-        client_ref="client-1",
-        protocol=protocol,
-        client_age=SPECS[protocol.split("@")[0]].typical_age if age is None else age,
-        clinician_id="clinician-1",
-        prior_episodes=prior_episodes,
-    )
+    opening = course(protocol, age=age, prior_episodes=prior_episodes).opening()
+    return TherapyCase.open(ctx(), opening)
 
 
 def relationship(role: str = "partner", **flags: Any) -> dict[str, Any]:
@@ -89,25 +105,19 @@ def relationship(role: str = "partner", **flags: Any) -> dict[str, Any]:
 
 
 def record_inventory(case: TherapyCase, deceased: bool = False) -> CommandResult:
-    return case.record_inventory(
-        ctx(),
-        [
-            relationship("partner", conflict=True),
-            relationship("mother", deceased=deceased),
-        ],
-    )
+    return run(case, course(case.protocol_id).inventory(deceased))
 
 
 def agree_focus(
     case: TherapyCase, area: str = "role_transition", **details: Any
 ) -> CommandResult:
-    return case.agree_focus(ctx(), area, True, **details)
+    return run(case, course(case.protocol_id).focus(area, **details))
 
 
 def measure(
     case: TherapyCase, score: int, instrument: str = "phq9", on: date = TODAY
 ) -> CommandResult:
-    return case.record_measure(ctx(), instrument, score, on)
+    return run(case, course(case.protocol_id).measure(score, instrument, on))
 
 
 def session(
@@ -119,16 +129,15 @@ def session(
     held_on: date = TODAY,
     minutes: int = 50,
 ) -> CommandResult:
-    return case.record_session(
-        ctx(),
-        held_on,
-        minutes,
-        "in_person",
-        list(attendees),
+    command = course(case.protocol_id).session(
+        held_on=held_on,
+        minutes=minutes,
+        attendees=list(attendees),
         kind=kind,
         strategies=list(strategies),
         communication_aspects=list(communication_aspects),
     )
+    return run(case, command)
 
 
 def sessions(case: TherapyCase, count: int, **details: Any) -> list[int | None]:
@@ -152,11 +161,17 @@ def sessions_until_refused(
 
 def first_session(case: TherapyCase) -> CommandResult:
     """The first counted session, with what the protocol needs around it."""
-    if case.protocol.name == "ipt-g":
-        session(case, kind="individual_pre_group")
-    if case.protocol.name == "fb-ipt":
-        return session(case, attendees=("client", "parent"))
-    return session(case)
+    return run(case, *course(case.protocol_id).first_session())
+
+
+def driven(
+    to: Phase, protocol: str = "ipt", prior_episodes: int = 0, **details: Any
+) -> TherapyCase:
+    """A case brought to phase `to` by the sample course's commands."""
+    plan = course(protocol, prior_episodes=prior_episodes, **details)
+    case = TherapyCase.open(ctx(), plan.opening())
+    run(case, *plan.commands(to))
+    return case
 
 
 def beginning_ready(
@@ -167,30 +182,26 @@ def beginning_ready(
     contract: int | None = None,
 ) -> TherapyCase:
     """A case in the beginning phase that meets every rule of start_middle."""
-    case = open_case(protocol, prior_episodes=prior_episodes)
-    record_inventory(case)
-    agree_focus(case)
-    case.agree_contract(ctx(), contract)
-    measure(case, baseline, instrument)
-    first_session(case)
+    plan = course(
+        protocol,
+        baseline=baseline,
+        instrument=instrument,
+        prior_episodes=prior_episodes,
+        contract=contract,
+    )
+    case = TherapyCase.open(ctx(), plan.opening())
+    run(case, *plan.beginning_ready())
     return case
 
 
 def in_middle(protocol: str = "ipt", **details: Any) -> TherapyCase:
     """A case just moved to the middle phase, with one beginning session held."""
-    case = beginning_ready(protocol, **details)
-    case.start_middle(ctx())
-    return case
+    return driven(Phase.middle, protocol, **details)
 
 
 def in_end(protocol: str = "ipt", **details: Any) -> TherapyCase:
     """A case just moved to the end phase, the middle phase held to its limit."""
-    case = in_middle(protocol, **details)
-    assert case.contract is not None
-    last_middle = case.contract["sessions"] - case.protocol.end_sessions.low
-    sessions(case, last_middle - case.counted_sessions())
-    case.start_end(ctx())
-    return case
+    return driven(Phase.end, protocol, **details)
 
 
 def ready_to_conclude(
@@ -201,14 +212,17 @@ def ready_to_conclude(
     prior_episodes: int = 0,
 ) -> TherapyCase:
     """A case in the end phase with its minimum sessions and a final measure."""
-    case = in_end(
+    plan = course(
         protocol,
         baseline=baseline,
+        final=final,
         instrument=instrument,
         prior_episodes=prior_episodes,
     )
-    sessions(case, case.protocol.end_sessions.low)
-    measure(case, final, instrument)
+    case = TherapyCase.open(ctx(), plan.opening())
+    *before, conclude = plan.commands(Phase.concluded)
+    assert isinstance(conclude, Conclude)
+    run(case, *before)
     return case
 
 
@@ -221,7 +235,7 @@ def concluded(
 ) -> TherapyCase:
     """A concluded case. phq9 20 → 8 is a response: a continuation offer is open."""
     case = ready_to_conclude(protocol, baseline, final, instrument, prior_episodes)
-    case.conclude(ctx())
+    run(case, Conclude.parse())
     return case
 
 
@@ -238,20 +252,16 @@ def concluded_with_referral(protocol: str = "ipt") -> TherapyCase:
 def in_follow_up(protocol: str = "ipt", follow_up_sessions: int = 4) -> TherapyCase:
     """A case whose client accepted continuation IPT for `follow_up_sessions`."""
     case = concluded(protocol)
-    case.accept_follow_up(ctx(), follow_up_sessions, "monthly")
+    run(case, AcceptFollowUp.parse(sessions=follow_up_sessions, frequency="monthly"))
     return case
 
 
 def closed(protocol: str = "ipt") -> TherapyCase:
-    case = concluded_in_remission(protocol)
-    case.close(ctx())
-    return case
+    return driven(Phase.closed, protocol, final=3)
 
 
 def withdrawn(protocol: str = "ipt") -> TherapyCase:
-    case = in_middle(protocol)
-    case.withdraw(ctx(), "moved")
-    return case
+    return driven(Phase.withdrawn, protocol)
 
 
 def recorded(case: TherapyCase) -> tuple[int, int]:

@@ -10,8 +10,25 @@ from typing import Any
 
 import pytest
 
-from ipt_workflow.domain.case import CommandResult, TherapyCase
-from ipt_workflow.domain.rules import InvalidInput
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.commands import (
+    AcceptFollowUp,
+    AgreeContract,
+    AgreeFocus,
+    Close,
+    CommandResult,
+    CorrectEntry,
+    OpenCase,
+    Reassign,
+    RecordDeviation,
+    RecordInventory,
+    RecordMeasure,
+    RecordMissedSession,
+    RecordSession,
+    RenegotiateContract,
+    Withdraw,
+)
+from ipt_workflow.domain.errors import InvalidInput
 from tests.unit.builders import (
     DAY_AFTER_TOMORROW,
     TODAY,
@@ -63,7 +80,7 @@ def open_with(**changes: Any) -> TherapyCase:
         "client_age": 30,
         "clinician_id": "clinician-1",
     }
-    return TherapyCase.open(ctx(), **{**details, **changes})
+    return TherapyCase.open(ctx(), OpenCase.parse(**{**details, **changes}))
 
 
 class TestOpenCase:
@@ -160,7 +177,16 @@ class TestRecordSession:
         case = in_middle()
 
         with pytest.raises(InvalidInput) as refused:
-            case.record_session(ctx(), held_on, 50, "in_person", ["client"])
+            case.record_session(
+                ctx(),
+                RecordSession.parse(
+                    held_on=held_on,
+                    minutes=50,
+                    modality="in_person",
+                    attendees=["client"],
+                    today=TODAY,
+                ),
+            )
 
         assert fields_of(refused.value) == ["held_on"]
 
@@ -194,7 +220,9 @@ class TestRecordSession:
         }
 
         with pytest.raises(InvalidInput) as refused:
-            case.record_session(ctx(), **{**details, **changes})
+            case.record_session(
+                ctx(), RecordSession.parse(**{**details, **changes}, today=TODAY)
+            )
 
         assert fields_of(refused.value) == [field]
 
@@ -206,7 +234,15 @@ class TestRecordSession:
 
         with pytest.raises(InvalidInput) as refused:
             case.record_session(
-                ctx(), DAY_AFTER_TOMORROW, 19, "zoom", ["client"], kind="solo"
+                ctx(),
+                RecordSession.parse(
+                    held_on=DAY_AFTER_TOMORROW,
+                    minutes=19,
+                    modality="zoom",
+                    attendees=["client"],
+                    kind="solo",
+                    today=TODAY,
+                ),
             )
 
         assert sorted(fields_of(refused.value)) == [
@@ -242,7 +278,12 @@ class TestRecordMeasure:
         before = recorded(case)
 
         with pytest.raises(InvalidInput) as refused:
-            case.record_measure(ctx(), "madrs", 10, TODAY)
+            case.record_measure(
+                ctx(),
+                RecordMeasure.parse(
+                    instrument="madrs", score=10, measured_on=TODAY, today=TODAY
+                ),
+            )
 
         assert fields_of(refused.value) == ["instrument"]
         assert recorded(case) == before
@@ -255,7 +296,12 @@ class TestRecordMeasure:
         before = recorded(case)
 
         with pytest.raises(InvalidInput) as refused:
-            case.record_measure(ctx(), instrument, score, TODAY)
+            case.record_measure(
+                ctx(),
+                RecordMeasure.parse(
+                    instrument=instrument, score=score, measured_on=TODAY, today=TODAY
+                ),
+            )
 
         assert fields_of(refused.value) == ["score"]
         assert recorded(case) == before
@@ -266,7 +312,12 @@ class TestRecordMeasure:
     ) -> None:
         case = open_case()
 
-        case.record_measure(ctx(), instrument, score, TODAY)
+        case.record_measure(
+            ctx(),
+            RecordMeasure.parse(
+                instrument=instrument, score=score, measured_on=TODAY, today=TODAY
+            ),
+        )
 
         assert case.baseline is not None
         assert (case.baseline["instrument"], case.baseline["score"]) == (
@@ -278,7 +329,15 @@ class TestRecordMeasure:
         case = open_case()
 
         with pytest.raises(InvalidInput) as refused:
-            case.record_measure(ctx(), "phq9", 10, DAY_AFTER_TOMORROW)
+            case.record_measure(
+                ctx(),
+                RecordMeasure.parse(
+                    instrument="phq9",
+                    score=10,
+                    measured_on=DAY_AFTER_TOMORROW,
+                    today=TODAY,
+                ),
+            )
 
         assert fields_of(refused.value) == ["measured_on"]
         assert case.measures == []
@@ -286,7 +345,12 @@ class TestRecordMeasure:
     def test_a_measure_dated_tomorrow_is_accepted(self) -> None:
         case = open_case()
 
-        case.record_measure(ctx(), "phq9", 10, TOMORROW)
+        case.record_measure(
+            ctx(),
+            RecordMeasure.parse(
+                instrument="phq9", score=10, measured_on=TOMORROW, today=TODAY
+            ),
+        )
 
         assert case.measures[-1]["measured_on"] == TOMORROW.isoformat()
 
@@ -294,7 +358,12 @@ class TestRecordMeasure:
         case = open_case()
 
         with pytest.raises(InvalidInput) as refused:
-            case.record_measure(ctx(), "phq9", 99, "not-a-date")
+            case.record_measure(
+                ctx(),
+                RecordMeasure.parse(
+                    instrument="phq9", score=99, measured_on="not-a-date", today=TODAY
+                ),
+            )
 
         assert sorted(fields_of(refused.value)) == ["measured_on", "score"]
 
@@ -303,43 +372,98 @@ class TestUnknownCodes:
     @pytest.mark.parametrize(
         ("command", "field"),
         [
-            (lambda c: c.agree_focus(ctx(), "anxiety", True), "primary_area"),
             (
                 lambda c: c.agree_focus(
-                    ctx(), "role_dispute", True, dispute_stage="war"
+                    ctx(), AgreeFocus.parse(primary_area="anxiety", client_agreed=True)
+                ),
+                "primary_area",
+            ),
+            (
+                lambda c: c.agree_focus(
+                    ctx(),
+                    AgreeFocus.parse(
+                        primary_area="role_dispute",
+                        client_agreed=True,
+                        dispute_stage="war",
+                    ),
                 ),
                 "dispute_stage",
             ),
             (
-                lambda c: c.record_inventory(ctx(), [{"role": "boss", "closeness": 1}]),
+                lambda c: c.record_inventory(
+                    ctx(),
+                    RecordInventory.parse(
+                        relationships=[{"role": "boss", "closeness": 1}]
+                    ),
+                ),
                 "relationships[0].role",
             ),
             (
                 lambda c: c.record_inventory(
-                    ctx(), [{"role": "friend", "closeness": 4}]
+                    ctx(),
+                    RecordInventory.parse(
+                        relationships=[{"role": "friend", "closeness": 4}]
+                    ),
                 ),
                 "relationships[0].closeness",
             ),
             (
                 lambda c: c.record_inventory(
-                    ctx(), [{"role": "friend", "closeness": 1}], "clingy"
+                    ctx(),
+                    RecordInventory.parse(
+                        relationships=[{"role": "friend", "closeness": 1}],
+                        attachment_style="clingy",
+                    ),
                 ),
                 "attachment_style",
             ),
-            (lambda c: c.record_inventory(ctx(), []), "relationships"),
-            (lambda c: c.agree_contract(ctx(), 14, "daily"), "frequency"),
-            (lambda c: c.record_deviation(ctx(), "age_limit", "crisis"), "rule"),
-            (lambda c: c.record_deviation(ctx(), "contract_range", "whim"), "reason"),
-            (lambda c: c.withdraw(ctx(), "bored"), "reason"),
             (
-                lambda c: c.record_missed_session(ctx(), TODAY, "rain"),
+                lambda c: c.record_inventory(
+                    ctx(), RecordInventory.parse(relationships=[])
+                ),
+                "relationships",
+            ),
+            (
+                lambda c: c.agree_contract(
+                    ctx(), AgreeContract.parse(sessions=14, frequency="daily")
+                ),
+                "frequency",
+            ),
+            (
+                lambda c: c.record_deviation(
+                    ctx(), RecordDeviation.parse(rule="age_limit", reason="crisis")
+                ),
+                "rule",
+            ),
+            (
+                lambda c: c.record_deviation(
+                    ctx(), RecordDeviation.parse(rule="contract_range", reason="whim")
+                ),
+                "reason",
+            ),
+            (lambda c: c.withdraw(ctx(), Withdraw.parse(reason="bored")), "reason"),
+            (
+                lambda c: c.record_missed_session(
+                    ctx(),
+                    RecordMissedSession.parse(
+                        scheduled_on=TODAY, reason="rain", today=TODAY
+                    ),
+                ),
                 "reason",
             ),
             (
-                lambda c: c.correct_entry(ctx(), "note", "wrong_case", number=1),
+                lambda c: c.correct_entry(
+                    ctx(),
+                    CorrectEntry.parse(
+                        entry="note", reason="wrong_case", number=1, today=TODAY
+                    ),
+                ),
                 "entry",
             ),
-            (lambda c: c.reassign(ctx(), "a b"), "clinician_id"),
+            (
+                lambda c: c.reassign(ctx(), Reassign.parse(clinician_id="a b")),
+                "clinician_id",
+            ),
         ],
     )
     def test_an_unknown_code_is_refused_naming_its_field(
@@ -370,7 +494,9 @@ class TestUnknownCodes:
         before = recorded(case)
 
         with pytest.raises(InvalidInput) as refused:
-            case.accept_follow_up(ctx(), sessions, frequency)
+            case.accept_follow_up(
+                ctx(), AcceptFollowUp.parse(sessions=sessions, frequency=frequency)
+            )
 
         assert fields_of(refused.value) == [field]
         assert recorded(case) == before
@@ -385,7 +511,9 @@ class TestUnknownCodes:
         case = concluded()
 
         with pytest.raises(InvalidInput) as refused:
-            case.accept_follow_up(ctx(), sessions, frequency)
+            case.accept_follow_up(
+                ctx(), AcceptFollowUp.parse(sessions=sessions, frequency=frequency)
+            )
 
         assert fields_of(refused.value) == [field]
 
@@ -395,7 +523,9 @@ class TestUnknownCodes:
     ) -> None:
         case = concluded()
 
-        case.accept_follow_up(ctx(), sessions, "weekly")
+        case.accept_follow_up(
+            ctx(), AcceptFollowUp.parse(sessions=sessions, frequency="weekly")
+        )
 
         assert case.follow_up_contract == {"sessions": sessions, "frequency": "weekly"}
 
@@ -404,16 +534,39 @@ class TestNotes:
     @pytest.mark.parametrize(
         "command",
         [
-            lambda c: c.withdraw(ctx(), "moved", note="left the city"),
-            lambda c: c.record_deviation(
-                ctx(), "contract_range", "crisis", note="a note"
+            lambda c: c.withdraw(
+                ctx(), Withdraw.parse(reason="moved", note="left the city")
             ),
-            lambda c: c.renegotiate_contract(ctx(), 14, "slow_progress", note="a note"),
+            lambda c: c.record_deviation(
+                ctx(),
+                RecordDeviation.parse(
+                    rule="contract_range", reason="crisis", note="a note"
+                ),
+            ),
+            lambda c: c.renegotiate_contract(
+                ctx(),
+                RenegotiateContract.parse(
+                    sessions=14, reason="slow_progress", note="a note"
+                ),
+            ),
             lambda c: c.record_missed_session(
-                ctx(), TODAY, "client_cancelled", note="a note"
+                ctx(),
+                RecordMissedSession.parse(
+                    scheduled_on=TODAY,
+                    reason="client_cancelled",
+                    note="a note",
+                    today=TODAY,
+                ),
             ),
             lambda c: c.correct_entry(
-                ctx(), "session", "wrong_case", number=2, note="a note"
+                ctx(),
+                CorrectEntry.parse(
+                    entry="session",
+                    reason="wrong_case",
+                    number=2,
+                    note="a note",
+                    today=TODAY,
+                ),
             ),
         ],
         ids=["withdraw", "deviation", "renegotiate", "missed", "correct"],
@@ -435,7 +588,7 @@ class TestNotes:
         case = in_middle()
         new_events(case)
 
-        case.withdraw(ctx(), "other", note="family reasons")
+        case.withdraw(ctx(), Withdraw.parse(reason="other", note="family reasons"))
 
         event = new_events(case)[-1]
         assert isinstance(event, TherapyCase.CaseWithdrawn)
@@ -446,14 +599,14 @@ class TestNotes:
         case = in_middle()
 
         with pytest.raises(InvalidInput) as refused:
-            case.withdraw(ctx(), "other", note=note)
+            case.withdraw(ctx(), Withdraw.parse(reason="other", note=note))
 
         assert fields_of(refused.value) == ["note"]
 
     def test_a_note_of_500_characters_is_accepted(self) -> None:
         case = in_middle()
 
-        case.withdraw(ctx(), "other", note="x" * 500)
+        case.withdraw(ctx(), Withdraw.parse(reason="other", note="x" * 500))
 
         assert case.phase == "withdrawn"
 
@@ -463,7 +616,7 @@ class TestNotes:
         before = recorded(case)
 
         with pytest.raises(InvalidInput) as refused:
-            case.close(ctx(), note="a note")
+            case.close(ctx(), Close.parse(note="a note"))
 
         assert fields_of(refused.value) == ["note"]
         assert recorded(case) == before
@@ -477,11 +630,13 @@ class TestNotes:
         with pytest.raises(InvalidInput) as refused:
             case.agree_focus(
                 ctx(),
-                "role_transition",
-                True,
-                secondary_area="interpersonal_deficits",
-                secondary_reason="linked_to_onset",
-                note="a note",
+                AgreeFocus.parse(
+                    primary_area="role_transition",
+                    client_agreed=True,
+                    secondary_area="interpersonal_deficits",
+                    secondary_reason="linked_to_onset",
+                    note="a note",
+                ),
             )
 
         assert fields_of(refused.value) == ["note"]
@@ -492,7 +647,12 @@ class TestNotes:
         before = recorded(case)
 
         with pytest.raises(InvalidInput) as refused:
-            case.agree_focus(ctx(), "role_transition", True, note="free text")
+            case.agree_focus(
+                ctx(),
+                AgreeFocus.parse(
+                    primary_area="role_transition", client_agreed=True, note="free text"
+                ),
+            )
 
         assert fields_of(refused.value) == ["note"]
         assert recorded(case) == before

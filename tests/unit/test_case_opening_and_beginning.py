@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from ipt_workflow.domain.case import TherapyCase
-from ipt_workflow.domain.rules import GuardFailed
+from ipt_workflow.domain.commands import (
+    AgreeContract,
+    AgreeFocus,
+    RecordDeviation,
+    RecordInventory,
+)
+from ipt_workflow.domain.errors import GuardFailed
 from tests.unit.builders import (
     PROTOCOL_NAMES,
     SPECS,
@@ -121,9 +127,14 @@ class TestRecordInventory:
 
         case.record_inventory(
             ctx(),
-            [relationship("partner", conflict=True), relationship("friend")],
-            attachment_style="anxious",
-            communication_style="passive",
+            RecordInventory.parse(
+                relationships=[
+                    relationship("partner", conflict=True),
+                    relationship("friend"),
+                ],
+                attachment_style="anxious",
+                communication_style="passive",
+            ),
         )
 
         assert case.inventory is not None
@@ -141,9 +152,16 @@ class TestRecordInventory:
         self,
     ) -> None:
         case = open_case()
-        case.record_inventory(ctx(), [relationship("partner")])
+        case.record_inventory(
+            ctx(), RecordInventory.parse(relationships=[relationship("partner")])
+        )
 
-        case.record_inventory(ctx(), [relationship("sibling"), relationship("peer")])
+        case.record_inventory(
+            ctx(),
+            RecordInventory.parse(
+                relationships=[relationship("sibling"), relationship("peer")]
+            ),
+        )
 
         assert case.inventory is not None
         assert [r["role"] for r in case.inventory["relationships"]] == [
@@ -157,7 +175,9 @@ class TestRecordInventory:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.record_inventory(ctx(), [relationship("friend")])
+            case.record_inventory(
+                ctx(), RecordInventory.parse(relationships=[relationship("friend")])
+            )
 
         assert rules_of(refused.value) == ["wrong_phase"]
         assert recorded(case) == before
@@ -321,7 +341,10 @@ class TestAgreeFocus:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.agree_focus(ctx(), "role_transition", False)
+            case.agree_focus(
+                ctx(),
+                AgreeFocus.parse(primary_area="role_transition", client_agreed=False),
+            )
 
         assert rules_of(refused.value) == ["client_agreement_required"]
         assert recorded(case) == before
@@ -332,9 +355,11 @@ class TestAgreeFocus:
         with pytest.raises(GuardFailed) as refused:
             case.agree_focus(
                 ctx(),
-                "grief",
-                False,
-                secondary_area="role_dispute",
+                AgreeFocus.parse(
+                    primary_area="grief",
+                    client_agreed=False,
+                    secondary_area="role_dispute",
+                ),
             )
 
         assert sorted(rules_of(refused.value)) == [
@@ -375,7 +400,7 @@ class TestAgreeContract:
     ) -> None:
         case = open_case(protocol)
 
-        case.agree_contract(ctx())
+        case.agree_contract(ctx(), AgreeContract.parse())
 
         assert case.contract == {
             "sessions": SPECS[protocol].default_contract,
@@ -389,8 +414,10 @@ class TestAgreeContract:
     ) -> None:
         at_low, at_high = open_case(protocol), open_case(protocol)
 
-        at_low.agree_contract(ctx(), low)
-        at_high.agree_contract(ctx(), high, "twice_weekly")
+        at_low.agree_contract(ctx(), AgreeContract.parse(sessions=low))
+        at_high.agree_contract(
+            ctx(), AgreeContract.parse(sessions=high, frequency="twice_weekly")
+        )
 
         assert at_low.contract == {"sessions": low, "frequency": "weekly"}
         assert at_high.contract == {"sessions": high, "frequency": "twice_weekly"}
@@ -403,9 +430,9 @@ class TestAgreeContract:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as below:
-            case.agree_contract(ctx(), low - 1)
+            case.agree_contract(ctx(), AgreeContract.parse(sessions=low - 1))
         with pytest.raises(GuardFailed) as above:
-            case.agree_contract(ctx(), high + 1)
+            case.agree_contract(ctx(), AgreeContract.parse(sessions=high + 1))
 
         assert rules_of(below.value) == ["contract_outside_range"]
         assert rules_of(above.value) == ["contract_outside_range"]
@@ -414,10 +441,10 @@ class TestAgreeContract:
 
     def test_a_second_contract_is_refused_because_one_exists(self) -> None:
         case = open_case()
-        case.agree_contract(ctx(), 12)
+        case.agree_contract(ctx(), AgreeContract.parse(sessions=12))
 
         with pytest.raises(GuardFailed) as refused:
-            case.agree_contract(ctx(), 14)
+            case.agree_contract(ctx(), AgreeContract.parse(sessions=14))
 
         assert rules_of(refused.value) == ["contract_exists"]
         assert case.contract is not None
@@ -427,7 +454,7 @@ class TestAgreeContract:
         case = in_middle()
 
         with pytest.raises(GuardFailed) as refused:
-            case.agree_contract(ctx(), 12)
+            case.agree_contract(ctx(), AgreeContract.parse(sessions=12))
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -439,7 +466,9 @@ class TestRecordDeviation:
     ) -> None:
         case = open_case()
 
-        case.record_deviation(ctx(), rule, "clinical_judgement")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule=rule, reason="clinical_judgement")
+        )
 
         event = new_events(case)[-1]
         assert isinstance(event, TherapyCase.ProtocolDeviationRecorded)
@@ -455,7 +484,9 @@ class TestRecordDeviation:
     ) -> None:
         case = in_middle()
 
-        case.record_deviation(ctx(), "contract_range", "crisis")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
 
         assert [(d["rule"], d["phase"]) for d in case.deviations] == [
             ("contract_range", "middle")
@@ -468,7 +499,10 @@ class TestRecordDeviation:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.record_deviation(ctx(), "beginning_session_limit", "crisis")
+            case.record_deviation(
+                ctx(),
+                RecordDeviation.parse(rule="beginning_session_limit", reason="crisis"),
+            )
 
         assert rules_of(refused.value) == ["deviation_not_applicable"]
         assert recorded(case) == before
@@ -477,10 +511,14 @@ class TestRecordDeviation:
         self,
     ) -> None:
         case = open_case()
-        case.record_deviation(ctx(), "contract_range", "crisis")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
 
         with pytest.raises(GuardFailed) as refused:
-            case.record_deviation(ctx(), "contract_range", "scheduling")
+            case.record_deviation(
+                ctx(), RecordDeviation.parse(rule="contract_range", reason="scheduling")
+            )
 
         assert rules_of(refused.value) == ["deviation_already_open"]
 
@@ -488,7 +526,9 @@ class TestRecordDeviation:
         case = concluded_in_remission()
 
         with pytest.raises(GuardFailed) as refused:
-            case.record_deviation(ctx(), "contract_range", "crisis")
+            case.record_deviation(
+                ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+            )
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -496,8 +536,16 @@ class TestRecordDeviation:
         self,
     ) -> None:
         case = open_case()
-        case.record_deviation(ctx(), "beginning_session_limit", "crisis")
+        case.record_deviation(
+            ctx(),
+            RecordDeviation.parse(rule="beginning_session_limit", reason="crisis"),
+        )
 
-        case.record_deviation(ctx(), "beginning_session_limit", "client_request")
+        case.record_deviation(
+            ctx(),
+            RecordDeviation.parse(
+                rule="beginning_session_limit", reason="client_request"
+            ),
+        )
 
         assert case.beginning_session_limit == SPECS["ipt"].beginning_max + 2

@@ -8,7 +8,16 @@ from collections.abc import Callable
 import pytest
 
 from ipt_workflow.domain.case import TherapyCase
-from ipt_workflow.domain.rules import GuardFailed, InvalidInput
+from ipt_workflow.domain.commands import (
+    AgreeContract,
+    CorrectEntry,
+    RecordDeviation,
+    RecordMissedSession,
+    RecordSession,
+    StartEnd,
+    StartMiddle,
+)
+from ipt_workflow.domain.errors import GuardFailed, InvalidInput
 from tests.unit.builders import (
     PROTOCOL_NAMES,
     SPECS,
@@ -45,7 +54,7 @@ def ready_for_sessions(protocol: str, contract: int | None = None) -> TherapyCas
     case = open_case(protocol)
     record_inventory(case)
     agree_focus(case)
-    case.agree_contract(ctx(), contract)
+    case.agree_contract(ctx(), AgreeContract.parse(sessions=contract))
     measure(case, 20)
     if protocol == "ipt-g":
         session(case, kind="individual_pre_group")
@@ -69,9 +78,9 @@ class TestSessionNumbersAtTheDefaultContract:
         beginning, beginning_refusal = sessions_until_refused(
             case, attendees=("client", "parent")
         )
-        case.start_middle(ctx())
+        case.start_middle(ctx(), StartMiddle.parse())
         middle, middle_refusal = sessions_until_refused(case)
-        case.start_end(ctx())
+        case.start_end(ctx(), StartEnd.parse())
         end, end_refusal = sessions_until_refused(case)
 
         assert beginning == numbers(1, spec.beginning_max)
@@ -122,7 +131,10 @@ class TestBeginningSessionLimit:
         self,
     ) -> None:
         case = ready_for_sessions("ipt")
-        case.record_deviation(ctx(), "beginning_session_limit", "crisis")
+        case.record_deviation(
+            ctx(),
+            RecordDeviation.parse(rule="beginning_session_limit", reason="crisis"),
+        )
 
         accepted, refusal = sessions_until_refused(case)
 
@@ -131,8 +143,16 @@ class TestBeginningSessionLimit:
 
     def test_two_deviations_allow_two_more_sessions(self) -> None:
         case = ready_for_sessions("ipt-b")
-        case.record_deviation(ctx(), "beginning_session_limit", "crisis")
-        case.record_deviation(ctx(), "beginning_session_limit", "client_request")
+        case.record_deviation(
+            ctx(),
+            RecordDeviation.parse(rule="beginning_session_limit", reason="crisis"),
+        )
+        case.record_deviation(
+            ctx(),
+            RecordDeviation.parse(
+                rule="beginning_session_limit", reason="client_request"
+            ),
+        )
 
         accepted, _ = sessions_until_refused(case)
 
@@ -197,7 +217,15 @@ class TestSessionKinds:
         new_events(case)
 
         case.record_session(
-            ctx(), TODAY, 45, "video", ["client", "partner"], kind="therapy"
+            ctx(),
+            RecordSession.parse(
+                held_on=TODAY,
+                minutes=45,
+                modality="video",
+                attendees=["client", "partner"],
+                kind="therapy",
+                today=TODAY,
+            ),
         )
 
         event = new_events(case)[-1]
@@ -381,7 +409,12 @@ class TestRecordMissedSession:
         counted = case.counted_sessions()
         follow_up = case.follow_up_sessions_held
 
-        case.record_missed_session(ctx(), TODAY, "client_cancelled")
+        case.record_missed_session(
+            ctx(),
+            RecordMissedSession.parse(
+                scheduled_on=TODAY, reason="client_cancelled", today=TODAY
+            ),
+        )
 
         assert names(new_events(case))[-1] == "SessionMissed"
         assert case.counted_sessions() == counted
@@ -391,7 +424,12 @@ class TestRecordMissedSession:
     def test_a_missed_session_does_not_take_a_session_number(self) -> None:
         case = open_case()
         session(case)
-        case.record_missed_session(ctx(), TODAY, "client_did_not_attend")
+        case.record_missed_session(
+            ctx(),
+            RecordMissedSession.parse(
+                scheduled_on=TODAY, reason="client_did_not_attend", today=TODAY
+            ),
+        )
 
         result = session(case)
 
@@ -400,7 +438,12 @@ class TestRecordMissedSession:
     def test_missed_sessions_do_not_use_up_the_beginning_limit(self) -> None:
         case = open_case("ipt-b")
         for _ in range(3):
-            case.record_missed_session(ctx(), TODAY, "clinician_cancelled")
+            case.record_missed_session(
+                ctx(),
+                RecordMissedSession.parse(
+                    scheduled_on=TODAY, reason="clinician_cancelled", today=TODAY
+                ),
+            )
 
         accepted, _ = sessions_until_refused(case)
 
@@ -410,7 +453,12 @@ class TestRecordMissedSession:
         case = concluded()
 
         with pytest.raises(GuardFailed) as refused:
-            case.record_missed_session(ctx(), TODAY, "client_cancelled")
+            case.record_missed_session(
+                ctx(),
+                RecordMissedSession.parse(
+                    scheduled_on=TODAY, reason="client_cancelled", today=TODAY
+                ),
+            )
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -462,7 +510,12 @@ class TestCorrectEntry:
         case = ready_for_sessions("ipt")
         sessions(case, 3)
 
-        case.correct_entry(ctx(), "session", "duplicate_entry", number=2)
+        case.correct_entry(
+            ctx(),
+            CorrectEntry.parse(
+                entry="session", reason="duplicate_entry", number=2, today=TODAY
+            ),
+        )
         accepted, refusal = sessions_until_refused(case)
 
         assert names(new_events(case)).count("SessionEnteredInError") == 1
@@ -476,7 +529,12 @@ class TestCorrectEntry:
         case = in_middle("ipt")
         sessions(case, 14 - case.counted_sessions())
 
-        case.correct_entry(ctx(), "session", "wrong_case", number=5)
+        case.correct_entry(
+            ctx(),
+            CorrectEntry.parse(
+                entry="session", reason="wrong_case", number=5, today=TODAY
+            ),
+        )
         accepted, refusal = sessions_until_refused(case)
 
         assert accepted == [15]
@@ -488,7 +546,14 @@ class TestCorrectEntry:
         measure(case, 30, "bdi2")
 
         case.correct_entry(
-            ctx(), "measure", "wrong_details", measured_on=TODAY, instrument="phq9"
+            ctx(),
+            CorrectEntry.parse(
+                entry="measure",
+                reason="wrong_details",
+                measured_on=TODAY,
+                instrument="phq9",
+                today=TODAY,
+            ),
         )
 
         assert names(new_events(case))[-1] == "MeasureEnteredInError"
@@ -498,11 +563,21 @@ class TestCorrectEntry:
     def test_voiding_an_already_voided_session_is_refused(self) -> None:
         case = open_case()
         session(case)
-        case.correct_entry(ctx(), "session", "duplicate_entry", number=1)
+        case.correct_entry(
+            ctx(),
+            CorrectEntry.parse(
+                entry="session", reason="duplicate_entry", number=1, today=TODAY
+            ),
+        )
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.correct_entry(ctx(), "session", "duplicate_entry", number=1)
+            case.correct_entry(
+                ctx(),
+                CorrectEntry.parse(
+                    entry="session", reason="duplicate_entry", number=1, today=TODAY
+                ),
+            )
 
         assert rules_of(refused.value) == ["entry_already_voided"]
         assert recorded(case) == before
@@ -511,12 +586,26 @@ class TestCorrectEntry:
         case = open_case()
         measure(case, 20)
         case.correct_entry(
-            ctx(), "measure", "wrong_case", measured_on=TODAY, instrument="phq9"
+            ctx(),
+            CorrectEntry.parse(
+                entry="measure",
+                reason="wrong_case",
+                measured_on=TODAY,
+                instrument="phq9",
+                today=TODAY,
+            ),
         )
 
         with pytest.raises(GuardFailed) as refused:
             case.correct_entry(
-                ctx(), "measure", "wrong_case", measured_on=TODAY, instrument="phq9"
+                ctx(),
+                CorrectEntry.parse(
+                    entry="measure",
+                    reason="wrong_case",
+                    measured_on=TODAY,
+                    instrument="phq9",
+                    today=TODAY,
+                ),
             )
 
         assert rules_of(refused.value) == ["entry_already_voided"]
@@ -526,7 +615,12 @@ class TestCorrectEntry:
         session(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.correct_entry(ctx(), "session", "wrong_case", number=2)
+            case.correct_entry(
+                ctx(),
+                CorrectEntry.parse(
+                    entry="session", reason="wrong_case", number=2, today=TODAY
+                ),
+            )
 
         assert rules_of(refused.value) == ["entry_not_found"]
 
@@ -536,7 +630,14 @@ class TestCorrectEntry:
 
         with pytest.raises(GuardFailed) as refused:
             case.correct_entry(
-                ctx(), "measure", "wrong_case", measured_on=TODAY, instrument="bdi2"
+                ctx(),
+                CorrectEntry.parse(
+                    entry="measure",
+                    reason="wrong_case",
+                    measured_on=TODAY,
+                    instrument="bdi2",
+                    today=TODAY,
+                ),
             )
 
         assert rules_of(refused.value) == ["entry_not_found"]
@@ -547,7 +648,12 @@ class TestCorrectEntry:
         case = in_follow_up("ipt")
         session(case)
 
-        case.correct_entry(ctx(), "follow_up_session", "wrong_details", number=1)
+        case.correct_entry(
+            ctx(),
+            CorrectEntry.parse(
+                entry="follow_up_session", reason="wrong_details", number=1, today=TODAY
+            ),
+        )
 
         assert case.follow_up_sessions_held == 0
         assert case.counted_sessions() == 16
@@ -557,7 +663,12 @@ class TestCorrectEntry:
         case = closed()
 
         with pytest.raises(GuardFailed) as refused:
-            case.correct_entry(ctx(), "session", "wrong_case", number=1)
+            case.correct_entry(
+                ctx(),
+                CorrectEntry.parse(
+                    entry="session", reason="wrong_case", number=1, today=TODAY
+                ),
+            )
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -652,9 +763,12 @@ class TestMiddlePhaseStrategies:
 class TestDeviationsStayWithinTheContract:
     def test_extra_beginning_sessions_never_crowd_out_the_middle_and_end(self) -> None:
         case = open_case("ipt")
-        case.agree_contract(ctx(), 12)
+        case.agree_contract(ctx(), AgreeContract.parse(sessions=12))
         for _ in range(10):
-            case.record_deviation(ctx(), "beginning_session_limit", "crisis")
+            case.record_deviation(
+                ctx(),
+                RecordDeviation.parse(rule="beginning_session_limit", reason="crisis"),
+            )
 
         numbers, rules = sessions_until_refused(case)
 
@@ -664,14 +778,17 @@ class TestDeviationsStayWithinTheContract:
     def test_a_contract_smaller_than_the_sessions_already_held_is_refused(self) -> None:
         case = open_case("ipt")
         for _ in range(8):
-            case.record_deviation(ctx(), "beginning_session_limit", "crisis")
+            case.record_deviation(
+                ctx(),
+                RecordDeviation.parse(rule="beginning_session_limit", reason="crisis"),
+            )
         sessions(case, 10)
         before = (case.version, len(case.pending_events))
 
         with pytest.raises(GuardFailed) as refused:
-            case.agree_contract(ctx(), 12)
+            case.agree_contract(ctx(), AgreeContract.parse(sessions=12))
 
         assert rules_of(refused.value) == ["contract_below_sessions_owed"]
         assert (case.version, len(case.pending_events)) == before
-        case.agree_contract(ctx(), 13)
+        case.agree_contract(ctx(), AgreeContract.parse(sessions=13))
         assert case.contract == {"sessions": 13, "frequency": "weekly"}

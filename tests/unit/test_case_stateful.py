@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
@@ -32,7 +32,7 @@ from hypothesis import event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
+from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import (
     AttachmentStyle,
     Attendee,
@@ -47,13 +47,28 @@ from ipt_workflow.domain.codes import (
     Frequency,
     MissedReason,
     Modality,
+    Phase,
     RelationshipRole,
     RenegotiationReason,
     SecondaryAreaReason,
     Strategy,
+    Transition,
     WithdrawalReason,
 )
-from ipt_workflow.domain.machine import Phase, PhaseMachine, Transition, sources
+from ipt_workflow.domain.commands import (
+    Command,
+    CommandContext,
+    CommandResult,
+    OpenCase,
+)
+from ipt_workflow.domain.errors import (
+    CommandIdReused,
+    DomainError,
+    GuardFailed,
+    InvalidInput,
+    Violation,
+)
+from ipt_workflow.domain.phases import PhaseMachine, sources
 from ipt_workflow.domain.protocols import (
     INSTRUMENTS,
     PROTOCOLS,
@@ -62,15 +77,10 @@ from ipt_workflow.domain.protocols import (
     Protocol,
     SessionKind,
 )
-from ipt_workflow.domain.rules import (
-    CommandIdReused,
-    DomainError,
-    GuardFailed,
-    InvalidInput,
-    Violation,
-)
 
 TODAY = date(2026, 11, 25)
+COMMANDS = {c.name: c for c in Command.__subclasses__()}
+"""Every command the case accepts, by the name of its aggregate method."""
 CLINICIANS = ("t-7", "t-8", "t-9")
 OTHER_CLINICIAN = "t-never-assigned"
 """Used only by retries that reuse a command id for another command."""
@@ -248,7 +258,7 @@ def _refusal(error: DomainError) -> str:
     return type(error).__name__
 
 
-def counted(case: TherapyCase, *, follow_up: bool = False) -> list[dict[str, Any]]:
+def counted(case: TherapyCase, *, follow_up: bool = False) -> list[Mapping[str, Any]]:
     """Sessions of the counted kind, not voided (computed here, not by the case)."""
     return [
         s
@@ -323,7 +333,8 @@ class CaseMachine(RuleBasedStateMachine):
         contract = case.contract
         self.attempts.append(attempt)
         try:
-            result: CommandResult = getattr(case, name)(ctx, **kwargs)
+            command = COMMANDS[name].parse(today=TODAY, **kwargs)
+            result: CommandResult = case.handle(ctx, command)
         except DomainError as refused:
             note(f"{_call(name, kwargs, ctx)}  # {_refusal(refused)}")
             attempt.error = refused
@@ -343,7 +354,7 @@ class CaseMachine(RuleBasedStateMachine):
             attempt.offer_after = None if offer is None else str(offer["kind"])
         if name == "record_session":
             new = case.sessions[-1]
-            attempt.new_session = new
+            attempt.new_session = dict(new)
             if new["kind"] == SessionKind.therapy:
                 follow_up = bool(new["follow_up"])
                 self.last_number[follow_up] += 1
@@ -634,12 +645,14 @@ class CaseMachine(RuleBasedStateMachine):
         ref, age, prior = opening
         self._case = TherapyCase.open(
             self._ctx(),
-            clinic_id="clinic-1",
-            client_ref="client-1",
-            protocol=ref,
-            client_age=age,
-            clinician_id=CLINICIANS[0],
-            prior_episodes=prior,
+            OpenCase.parse(
+                clinic_id="clinic-1",
+                client_ref="client-1",
+                protocol=ref,
+                client_age=age,
+                clinician_id=CLINICIANS[0],
+                prior_episodes=prior,
+            ),
         )
         self._new_step()
         note(

@@ -10,10 +10,30 @@ from datetime import timedelta
 
 import pytest
 
-from ipt_workflow.domain.case import CommandResult, TherapyCase
-from ipt_workflow.domain.codes import DeviationRule
-from ipt_workflow.domain.machine import Transition
-from ipt_workflow.domain.rules import CommandIdReused, GuardFailed, InvalidInput
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.codes import DeviationRule, Transition
+from ipt_workflow.domain.commands import (
+    AcceptFollowUp,
+    AgreeContract,
+    ChangeDisputeStage,
+    Close,
+    CommandResult,
+    Conclude,
+    CorrectEntry,
+    DeclineFollowUp,
+    OfferFollowUp,
+    OpenCase,
+    Reassign,
+    RecordDeviation,
+    RecordInventory,
+    RecordMeasure,
+    RecordSession,
+    RenegotiateContract,
+    StartEnd,
+    StartMiddle,
+    Withdraw,
+)
+from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, InvalidInput
 from tests.unit.builders import (
     PROTOCOL_NAMES,
     SPECS,
@@ -55,7 +75,7 @@ def beginning_without(missing: str, protocol: str = "ipt") -> TherapyCase:
     if missing == "focus":
         record_inventory(case)
     if missing != "contract":
-        case.agree_contract(ctx())
+        case.agree_contract(ctx(), AgreeContract.parse())
     if missing != "baseline":
         measure(case, 20)
     if missing != "session":
@@ -80,7 +100,7 @@ def middle_at(protocol: str, last_number: int, **details: object) -> TherapyCase
 def end_started_at(last_middle: int) -> TherapyCase:
     """An ipt case (16 sessions) whose end phase began after session `last_middle`."""
     case = middle_at("ipt", last_middle)
-    case.start_end(ctx())
+    case.start_end(ctx(), StartEnd.parse())
     return case
 
 
@@ -92,7 +112,7 @@ class TestStartMiddle:
         case = beginning_ready(protocol)
         new_events(case)
 
-        case.start_middle(ctx())
+        case.start_middle(ctx(), StartMiddle.parse())
 
         assert case.phase == "middle"
         assert names(new_events(case)) == ["MiddlePhaseStarted"]
@@ -115,7 +135,7 @@ class TestStartMiddle:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_middle(ctx())
+            case.start_middle(ctx(), StartMiddle.parse())
 
         assert rules_of(refused.value) == named
         assert case.phase == "beginning"
@@ -125,7 +145,7 @@ class TestStartMiddle:
         case = open_case("fb-ipt")
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_middle(ctx())
+            case.start_middle(ctx(), StartMiddle.parse())
 
         assert rules_of(refused.value) == [
             "beginning_session_required",
@@ -140,7 +160,7 @@ class TestStartMiddle:
         case = fb_ipt_without_parent()
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_middle(ctx())
+            case.start_middle(ctx(), StartMiddle.parse())
 
         assert rules_of(refused.value) == ["parent_session_required"]
 
@@ -148,7 +168,7 @@ class TestStartMiddle:
         case = fb_ipt_without_parent()
         session(case, attendees=("parent",))
 
-        case.start_middle(ctx())
+        case.start_middle(ctx(), StartMiddle.parse())
 
         assert case.phase == "middle"
 
@@ -158,10 +178,15 @@ class TestStartMiddle:
         case = beginning_without("session", "fb-ipt")
         session(case, attendees=("client",))
         session(case, attendees=("client", "parent"))
-        case.correct_entry(ctx(), "session", "wrong_details", number=2)
+        case.correct_entry(
+            ctx(),
+            CorrectEntry.parse(
+                entry="session", reason="wrong_details", number=2, today=TODAY
+            ),
+        )
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_middle(ctx())
+            case.start_middle(ctx(), StartMiddle.parse())
 
         assert rules_of(refused.value) == ["parent_session_required"]
 
@@ -169,16 +194,21 @@ class TestStartMiddle:
         case = beginning_without("session", "ipt-a")
         session(case, attendees=("client",))
 
-        case.start_middle(ctx())
+        case.start_middle(ctx(), StartMiddle.parse())
 
         assert case.phase == "middle"
 
     def test_a_voided_only_beginning_session_does_not_count(self) -> None:
         case = beginning_ready("ipt")
-        case.correct_entry(ctx(), "session", "did_not_take_place", number=1)
+        case.correct_entry(
+            ctx(),
+            CorrectEntry.parse(
+                entry="session", reason="did_not_take_place", number=1, today=TODAY
+            ),
+        )
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_middle(ctx())
+            case.start_middle(ctx(), StartMiddle.parse())
 
         assert rules_of(refused.value) == ["beginning_session_required"]
 
@@ -186,7 +216,7 @@ class TestStartMiddle:
         case = in_middle()
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_middle(ctx())
+            case.start_middle(ctx(), StartMiddle.parse())
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -199,7 +229,7 @@ class TestStartEnd:
         spec = SPECS[protocol]
         case = middle_at(protocol, spec.default_contract - spec.end_max)
 
-        case.start_end(ctx())
+        case.start_end(ctx(), StartEnd.parse())
 
         assert case.phase == "end"
         assert case.acute_sessions_remaining == spec.end_max
@@ -211,7 +241,7 @@ class TestStartEnd:
         spec = SPECS[protocol]
         case = middle_at(protocol, spec.middle_last)
 
-        case.start_end(ctx())
+        case.start_end(ctx(), StartEnd.parse())
 
         assert case.phase == "end"
         assert case.acute_sessions_remaining == spec.end_min
@@ -225,7 +255,7 @@ class TestStartEnd:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_end(ctx())
+            case.start_end(ctx(), StartEnd.parse())
 
         assert rules_of(refused.value) == ["sessions_left_outside_end_range"]
         assert recorded(case) == before
@@ -233,12 +263,16 @@ class TestStartEnd:
     def test_start_end_without_a_middle_session_is_refused(self) -> None:
         case = beginning_ready("ipt")
         sessions(case, 2)
-        case.record_deviation(ctx(), "contract_range", "crisis")
-        case.renegotiate_contract(ctx(), 5, "client_request")
-        case.start_middle(ctx())
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=5, reason="client_request")
+        )
+        case.start_middle(ctx(), StartMiddle.parse())
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_end(ctx())
+            case.start_end(ctx(), StartEnd.parse())
 
         assert case.acute_sessions_remaining == 2
         assert rules_of(refused.value) == ["middle_session_required"]
@@ -247,7 +281,7 @@ class TestStartEnd:
         case = in_middle("ipt")
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_end(ctx())
+            case.start_end(ctx(), StartEnd.parse())
 
         assert rules_of(refused.value) == [
             "middle_session_required",
@@ -258,7 +292,7 @@ class TestStartEnd:
         case = beginning_ready()
 
         with pytest.raises(GuardFailed) as refused:
-            case.start_end(ctx())
+            case.start_end(ctx(), StartEnd.parse())
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -270,7 +304,7 @@ class TestConclude:
     ) -> None:
         case = ready_to_conclude(protocol)
 
-        case.conclude(ctx(), maintenance_discussed=True)
+        case.conclude(ctx(), Conclude.parse(maintenance_discussed=True))
 
         assert case.phase == "concluded"
         assert case.outcome is not None
@@ -285,7 +319,7 @@ class TestConclude:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.conclude(ctx())
+            case.conclude(ctx(), Conclude.parse())
 
         assert rules_of(refused.value) == ["end_sessions_required"]
         assert recorded(case) == before
@@ -298,7 +332,7 @@ class TestConclude:
         measure(case, 8, "phq9")
 
         with pytest.raises(GuardFailed) as refused:
-            case.conclude(ctx())
+            case.conclude(ctx(), Conclude.parse())
 
         assert rules_of(refused.value) == ["end_measure_required"]
         assert "bdi2" in refused.value.violations[0].message
@@ -307,11 +341,11 @@ class TestConclude:
         case = in_middle("ipt")
         sessions(case, 13)
         measure(case, 8)
-        case.start_end(ctx())
+        case.start_end(ctx(), StartEnd.parse())
         sessions(case, 2)
 
         with pytest.raises(GuardFailed) as refused:
-            case.conclude(ctx())
+            case.conclude(ctx(), Conclude.parse())
 
         assert rules_of(refused.value) == ["end_measure_required"]
 
@@ -319,7 +353,7 @@ class TestConclude:
         case = in_end("ipt")
 
         with pytest.raises(GuardFailed) as refused:
-            case.conclude(ctx())
+            case.conclude(ctx(), Conclude.parse())
 
         assert rules_of(refused.value) == [
             "end_sessions_required",
@@ -330,7 +364,7 @@ class TestConclude:
         case = in_middle()
 
         with pytest.raises(GuardFailed) as refused:
-            case.conclude(ctx())
+            case.conclude(ctx(), Conclude.parse())
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -340,7 +374,7 @@ class TestOfferFollowUp:
     def test_a_clinician_may_offer_follow_up_after_remission(self, kind: str) -> None:
         case = concluded_in_remission()
 
-        case.offer_follow_up(ctx(), kind)
+        case.offer_follow_up(ctx(), OfferFollowUp.parse(kind=kind))
 
         event = new_events(case)[-1]
         assert isinstance(event, TherapyCase.FollowUpOffered)
@@ -352,16 +386,16 @@ class TestOfferFollowUp:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.offer_follow_up(ctx(), "maintenance")
+            case.offer_follow_up(ctx(), OfferFollowUp.parse(kind="maintenance"))
 
         assert rules_of(refused.value) == ["offer_already_open"]
         assert recorded(case) == before
 
     def test_a_new_offer_after_a_declined_one_is_allowed(self) -> None:
         case = concluded()
-        case.decline_follow_up(ctx())
+        case.decline_follow_up(ctx(), DeclineFollowUp.parse())
 
-        case.offer_follow_up(ctx(), "maintenance")
+        case.offer_follow_up(ctx(), OfferFollowUp.parse(kind="maintenance"))
 
         assert case.follow_up_offer is not None
         assert case.follow_up_offer["kind"] == "maintenance"
@@ -370,7 +404,7 @@ class TestOfferFollowUp:
         case = concluded_in_remission()
 
         with pytest.raises(InvalidInput) as refused:
-            case.offer_follow_up(ctx(), "referral")
+            case.offer_follow_up(ctx(), OfferFollowUp.parse(kind="referral"))
 
         assert fields_of(refused.value) == ["kind"]
 
@@ -378,7 +412,7 @@ class TestOfferFollowUp:
         case = in_follow_up()
 
         with pytest.raises(GuardFailed) as refused:
-            case.offer_follow_up(ctx(), "maintenance")
+            case.offer_follow_up(ctx(), OfferFollowUp.parse(kind="maintenance"))
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -391,7 +425,9 @@ class TestAcceptFollowUp:
         case = concluded()
         new_events(case)
 
-        case.accept_follow_up(ctx(), 6, frequency)
+        case.accept_follow_up(
+            ctx(), AcceptFollowUp.parse(sessions=6, frequency=frequency)
+        )
 
         assert case.phase == "follow_up"
         assert names(new_events(case)) == ["FollowUpAccepted"]
@@ -404,11 +440,11 @@ class TestAcceptFollowUp:
         self, kind: str
     ) -> None:
         case = concluded_in_remission()
-        case.offer_follow_up(ctx(), kind)
+        case.offer_follow_up(ctx(), OfferFollowUp.parse(kind=kind))
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.accept_follow_up(ctx())
+            case.accept_follow_up(ctx(), AcceptFollowUp.parse())
 
         assert rules_of(refused.value) == ["follow_up_contract_required"]
         assert recorded(case) == before
@@ -418,7 +454,7 @@ class TestAcceptFollowUp:
         case = concluded_with_referral()
         new_events(case)
 
-        case.accept_follow_up(ctx())
+        case.accept_follow_up(ctx(), AcceptFollowUp.parse())
 
         assert names(new_events(case)) == ["FollowUpAccepted", "CaseClosed"]
         assert case.phase == "closed"
@@ -429,7 +465,9 @@ class TestAcceptFollowUp:
         case = concluded_with_referral()
 
         with pytest.raises(GuardFailed) as refused:
-            case.accept_follow_up(ctx(), 6, "monthly")
+            case.accept_follow_up(
+                ctx(), AcceptFollowUp.parse(sessions=6, frequency="monthly")
+            )
 
         assert rules_of(refused.value) == ["referral_takes_no_contract"]
         assert case.phase == "concluded"
@@ -439,7 +477,9 @@ class TestAcceptFollowUp:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.accept_follow_up(ctx(), 6, "monthly")
+            case.accept_follow_up(
+                ctx(), AcceptFollowUp.parse(sessions=6, frequency="monthly")
+            )
 
         assert rules_of(refused.value) == ["no_open_offer"]
         assert recorded(case) == before
@@ -450,7 +490,7 @@ class TestDeclineFollowUp:
         case = concluded()
         new_events(case)
 
-        case.decline_follow_up(ctx())
+        case.decline_follow_up(ctx(), DeclineFollowUp.parse())
 
         assert names(new_events(case)) == ["FollowUpDeclined"]
         assert case.phase == "concluded"
@@ -460,7 +500,7 @@ class TestDeclineFollowUp:
         case = concluded_in_remission()
 
         with pytest.raises(GuardFailed) as refused:
-            case.decline_follow_up(ctx())
+            case.decline_follow_up(ctx(), DeclineFollowUp.parse())
 
         assert rules_of(refused.value) == ["no_open_offer"]
 
@@ -471,7 +511,7 @@ class TestClose:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.close(ctx())
+            case.close(ctx(), Close.parse())
 
         assert rules_of(refused.value) == ["offer_awaiting_decision"]
         assert recorded(case) == before
@@ -479,16 +519,16 @@ class TestClose:
     def test_closing_a_concluded_case_without_an_offer_completes_it(self) -> None:
         case = concluded_in_remission()
 
-        case.close(ctx())
+        case.close(ctx(), Close.parse())
 
         assert case.phase == "closed"
         assert case.ending == {"disposition": "completed", "reason": None}
 
     def test_closing_after_the_offer_was_declined_records_the_decline(self) -> None:
         case = concluded()
-        case.decline_follow_up(ctx())
+        case.decline_follow_up(ctx(), DeclineFollowUp.parse())
 
-        case.close(ctx())
+        case.close(ctx(), Close.parse())
 
         assert case.ending is not None
         assert case.ending["disposition"] == "follow_up_declined"
@@ -499,7 +539,7 @@ class TestClose:
         case = in_follow_up()
         session(case)
 
-        case.close(ctx())
+        case.close(ctx(), Close.parse())
 
         assert case.phase == "closed"
         assert case.ending is not None
@@ -512,7 +552,7 @@ class TestClose:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.close(ctx())
+            case.close(ctx(), Close.parse())
 
         assert rules_of(refused.value) == ["follow_up_session_or_reason_required"]
         assert recorded(case) == before
@@ -522,7 +562,7 @@ class TestClose:
     ) -> None:
         case = in_follow_up()
 
-        case.close(ctx(), "client_declined_further_sessions")
+        case.close(ctx(), Close.parse(reason="client_declined_further_sessions"))
 
         assert case.ending == {
             "disposition": "follow_up_ended_early",
@@ -536,7 +576,7 @@ class TestClose:
         case = build()
 
         with pytest.raises(GuardFailed) as refused:
-            case.close(ctx())
+            case.close(ctx(), Close.parse())
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -559,7 +599,7 @@ class TestWithdraw:
         from_phase = case.phase
         new_events(case)
 
-        case.withdraw(ctx(), "dropped_out")
+        case.withdraw(ctx(), Withdraw.parse(reason="dropped_out"))
 
         event = new_events(case)[-1]
         assert isinstance(event, TherapyCase.CaseWithdrawn)
@@ -570,7 +610,7 @@ class TestWithdraw:
         case = concluded()
         assert case.follow_up_offer is not None
 
-        case.withdraw(ctx(), "moved")
+        case.withdraw(ctx(), Withdraw.parse(reason="moved"))
 
         assert case.follow_up_offer is None
         assert case.why_not()[Transition.decline_follow_up][0].rule == "wrong_phase"
@@ -581,7 +621,7 @@ class TestWithdraw:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.withdraw(ctx(), "moved")
+            case.withdraw(ctx(), Withdraw.parse(reason="moved"))
 
         assert rules_of(refused.value) == ["wrong_phase"]
         assert recorded(case) == before
@@ -593,7 +633,7 @@ class TestWithdraw:
     def test_every_withdrawal_reason_is_accepted(self, reason: str) -> None:
         case = open_case()
 
-        case.withdraw(ctx(), reason)
+        case.withdraw(ctx(), Withdraw.parse(reason=reason))
 
         assert case.ending == {"disposition": "withdrawn", "reason": reason}
 
@@ -603,7 +643,7 @@ class TestWithdraw:
         with pytest.raises(GuardFailed) as measured:
             measure(case, 10)
         with pytest.raises(GuardFailed) as reassigned:
-            case.reassign(ctx(), "clinician-2")
+            case.reassign(ctx(), Reassign.parse(clinician_id="clinician-2"))
 
         assert rules_of(measured.value) == ["wrong_phase"]
         assert rules_of(reassigned.value) == ["wrong_phase"]
@@ -613,7 +653,9 @@ class TestRenegotiateContract:
     def test_a_count_within_the_range_with_a_reason_is_renegotiated(self) -> None:
         case = beginning_ready("ipt")
 
-        case.renegotiate_contract(ctx(), 12, "clinical_progress")
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=12, reason="clinical_progress")
+        )
 
         event = new_events(case)[-1]
         assert isinstance(event, TherapyCase.ContractRenegotiated)
@@ -629,7 +671,9 @@ class TestRenegotiateContract:
         case = open_case()
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), 14, "client_request")
+            case.renegotiate_contract(
+                ctx(), RenegotiateContract.parse(sessions=14, reason="client_request")
+            )
 
         assert rules_of(refused.value) == ["contract_required"]
 
@@ -638,7 +682,9 @@ class TestRenegotiateContract:
         before = recorded(case)
 
         with pytest.raises(InvalidInput) as refused:
-            case.renegotiate_contract(ctx(), 14, "")
+            case.renegotiate_contract(
+                ctx(), RenegotiateContract.parse(sessions=14, reason="")
+            )
 
         assert fields_of(refused.value) == ["reason"]
         assert recorded(case) == before
@@ -650,7 +696,10 @@ class TestRenegotiateContract:
         case = beginning_ready(protocol)
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), count, "client_request")
+            case.renegotiate_contract(
+                ctx(),
+                RenegotiateContract.parse(sessions=count, reason="client_request"),
+            )
 
         assert rules_of(refused.value) == ["contract_outside_range"]
 
@@ -658,7 +707,9 @@ class TestRenegotiateContract:
         case = beginning_ready("ipt-b")
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), 9, "slow_progress")
+            case.renegotiate_contract(
+                ctx(), RenegotiateContract.parse(sessions=9, reason="slow_progress")
+            )
 
         assert rules_of(refused.value) == ["contract_outside_range"]
 
@@ -667,10 +718,15 @@ class TestRenegotiateContract:
         self, count: int
     ) -> None:
         case = open_case("ipt")
-        case.agree_contract(ctx())
-        case.record_deviation(ctx(), "contract_range", "clinical_judgement")
+        case.agree_contract(ctx(), AgreeContract.parse())
+        case.record_deviation(
+            ctx(),
+            RecordDeviation.parse(rule="contract_range", reason="clinical_judgement"),
+        )
 
-        case.renegotiate_contract(ctx(), count, "slow_progress")
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=count, reason="slow_progress")
+        )
 
         assert case.contract is not None
         assert case.contract["sessions"] == count
@@ -681,11 +737,16 @@ class TestRenegotiateContract:
         self, count: int
     ) -> None:
         case = open_case("ipt")
-        case.agree_contract(ctx())
-        case.record_deviation(ctx(), "contract_range", "clinical_judgement")
+        case.agree_contract(ctx(), AgreeContract.parse())
+        case.record_deviation(
+            ctx(),
+            RecordDeviation.parse(rule="contract_range", reason="clinical_judgement"),
+        )
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), count, "slow_progress")
+            case.renegotiate_contract(
+                ctx(), RenegotiateContract.parse(sessions=count, reason="slow_progress")
+            )
 
         assert "contract_outside_range" in rules_of(refused.value)
         assert case.contract is not None
@@ -695,11 +756,17 @@ class TestRenegotiateContract:
         self,
     ) -> None:
         case = beginning_ready("ipt-b")
-        case.record_deviation(ctx(), "contract_range", "crisis")
-        case.renegotiate_contract(ctx(), 10, "slow_progress")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=10, reason="slow_progress")
+        )
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), 12, "slow_progress")
+            case.renegotiate_contract(
+                ctx(), RenegotiateContract.parse(sessions=12, reason="slow_progress")
+            )
 
         assert rules_of(refused.value) == ["contract_outside_range"]
         assert case.deviations[0]["used"] is True
@@ -708,11 +775,19 @@ class TestRenegotiateContract:
         self,
     ) -> None:
         case = beginning_ready("ipt-b")
-        case.record_deviation(ctx(), "contract_range", "crisis")
-        case.renegotiate_contract(ctx(), 10, "slow_progress")
-        case.record_deviation(ctx(), "contract_range", "crisis")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=10, reason="slow_progress")
+        )
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
 
-        case.renegotiate_contract(ctx(), 12, "slow_progress")
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=12, reason="slow_progress")
+        )
 
         assert case.contract is not None
         assert case.contract["sessions"] == 12
@@ -721,10 +796,16 @@ class TestRenegotiateContract:
         self,
     ) -> None:
         case = beginning_ready("ipt")
-        case.record_deviation(ctx(), "contract_range", "crisis")
-        case.renegotiate_contract(ctx(), 14, "client_request")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=14, reason="client_request")
+        )
 
-        case.renegotiate_contract(ctx(), 20, "slow_progress")
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=20, reason="slow_progress")
+        )
 
         assert case.contract is not None
         assert case.contract["sessions"] == 20
@@ -736,7 +817,10 @@ class TestRenegotiateContract:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), 13, "clinical_progress")
+            case.renegotiate_contract(
+                ctx(),
+                RenegotiateContract.parse(sessions=13, reason="clinical_progress"),
+            )
 
         assert rules_of(refused.value) == ["contract_below_sessions_owed"]
         assert recorded(case) == before
@@ -744,7 +828,9 @@ class TestRenegotiateContract:
     def test_the_sessions_held_plus_the_end_owed_is_accepted(self) -> None:
         case = middle_at("ipt", 12)
 
-        case.renegotiate_contract(ctx(), 14, "clinical_progress")
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=14, reason="clinical_progress")
+        )
 
         assert case.contract is not None
         assert case.contract["sessions"] == 14
@@ -753,10 +839,15 @@ class TestRenegotiateContract:
         self,
     ) -> None:
         case = middle_at("ipt", 12)
-        case.record_deviation(ctx(), "contract_range", "crisis")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), 11, "clinical_progress")
+            case.renegotiate_contract(
+                ctx(),
+                RenegotiateContract.parse(sessions=11, reason="clinical_progress"),
+            )
 
         assert rules_of(refused.value) == ["contract_below_sessions_owed"]
 
@@ -766,8 +857,18 @@ class TestRenegotiateContract:
         refused_count, accepted_count = 14, 15
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), refused_count, "clinical_progress")
-        case.renegotiate_contract(ctx(), accepted_count, "clinical_progress")
+            case.renegotiate_contract(
+                ctx(),
+                RenegotiateContract.parse(
+                    sessions=refused_count, reason="clinical_progress"
+                ),
+            )
+        case.renegotiate_contract(
+            ctx(),
+            RenegotiateContract.parse(
+                sessions=accepted_count, reason="clinical_progress"
+            ),
+        )
 
         assert rules_of(refused.value) == ["contract_below_sessions_owed"]
         assert case.contract is not None
@@ -777,10 +878,14 @@ class TestRenegotiateContract:
         self,
     ) -> None:
         case = end_started_at(13)
-        case.record_deviation(ctx(), "contract_range", "crisis")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), 17, "slow_progress")
+            case.renegotiate_contract(
+                ctx(), RenegotiateContract.parse(sessions=17, reason="slow_progress")
+            )
 
         assert rules_of(refused.value) == ["end_phase_over_maximum"]
         assert case.unused_deviations(DeviationRule.contract_range) == 1
@@ -788,8 +893,12 @@ class TestRenegotiateContract:
     def test_in_the_end_phase_a_count_at_the_end_maximum_is_accepted(self) -> None:
         case = end_started_at(14)
 
-        case.record_deviation(ctx(), "contract_range", "crisis")
-        case.renegotiate_contract(ctx(), 17, "slow_progress")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=17, reason="slow_progress")
+        )
 
         assert case.contract is not None
         assert case.contract["sessions"] == 17
@@ -798,9 +907,13 @@ class TestRenegotiateContract:
         self,
     ) -> None:
         case = middle_at("ipt", 13)
-        case.record_deviation(ctx(), "contract_range", "crisis")
+        case.record_deviation(
+            ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
+        )
 
-        case.renegotiate_contract(ctx(), 17, "slow_progress")
+        case.renegotiate_contract(
+            ctx(), RenegotiateContract.parse(sessions=17, reason="slow_progress")
+        )
 
         assert case.contract is not None
         assert case.contract["sessions"] == 17
@@ -809,7 +922,9 @@ class TestRenegotiateContract:
         case = concluded()
 
         with pytest.raises(GuardFailed) as refused:
-            case.renegotiate_contract(ctx(), 14, "client_request")
+            case.renegotiate_contract(
+                ctx(), RenegotiateContract.parse(sessions=14, reason="client_request")
+            )
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -821,7 +936,7 @@ class TestReassign:
     ) -> None:
         case = build()
 
-        case.reassign(ctx(), "clinician-2")
+        case.reassign(ctx(), Reassign.parse(clinician_id="clinician-2"))
 
         event = new_events(case)[-1]
         assert isinstance(event, TherapyCase.CaseReassigned)
@@ -835,7 +950,7 @@ class TestReassign:
         case = open_case()
 
         with pytest.raises(GuardFailed) as refused:
-            case.reassign(ctx(), "clinician-1")
+            case.reassign(ctx(), Reassign.parse(clinician_id="clinician-1"))
 
         assert rules_of(refused.value) == ["clinician_unchanged"]
 
@@ -843,7 +958,7 @@ class TestReassign:
         case = closed()
 
         with pytest.raises(GuardFailed) as refused:
-            case.reassign(ctx(), "clinician-2")
+            case.reassign(ctx(), Reassign.parse(clinician_id="clinician-2"))
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -859,7 +974,9 @@ class TestChangeDisputeStage:
     def test_the_stage_of_a_role_dispute_changes(self) -> None:
         case = role_dispute_case()
 
-        case.change_dispute_stage(ctx(), "renegotiation")
+        case.change_dispute_stage(
+            ctx(), ChangeDisputeStage.parse(stage="renegotiation")
+        )
 
         event = new_events(case)[-1]
         assert isinstance(event, TherapyCase.DisputeStageChanged)
@@ -878,7 +995,7 @@ class TestChangeDisputeStage:
             dispute_stage="renegotiation",
         )
 
-        case.change_dispute_stage(ctx(), "dissolution")
+        case.change_dispute_stage(ctx(), ChangeDisputeStage.parse(stage="dissolution"))
 
         assert case.focus is not None
         assert case.focus["dispute_stage"] == "dissolution"
@@ -894,7 +1011,7 @@ class TestChangeDisputeStage:
         before = recorded(case)
 
         with pytest.raises(GuardFailed) as refused:
-            case.change_dispute_stage(ctx(), "impasse")
+            case.change_dispute_stage(ctx(), ChangeDisputeStage.parse(stage="impasse"))
 
         assert rules_of(refused.value) == ["focus_not_role_dispute"]
         assert recorded(case) == before
@@ -903,7 +1020,7 @@ class TestChangeDisputeStage:
         case = role_dispute_case()
 
         with pytest.raises(GuardFailed) as refused:
-            case.change_dispute_stage(ctx(), "impasse")
+            case.change_dispute_stage(ctx(), ChangeDisputeStage.parse(stage="impasse"))
 
         assert rules_of(refused.value) == ["dispute_stage_unchanged"]
 
@@ -911,14 +1028,14 @@ class TestChangeDisputeStage:
         case = open_case()
         record_inventory(case)
         agree_focus(case, "role_dispute", dispute_stage="impasse")
-        case.agree_contract(ctx())
+        case.agree_contract(ctx(), AgreeContract.parse())
         measure(case, 20)
         session(case)
-        case.start_middle(ctx())
+        case.start_middle(ctx(), StartMiddle.parse())
         sessions(case, 13)
-        case.start_end(ctx())
+        case.start_end(ctx(), StartEnd.parse())
 
-        case.change_dispute_stage(ctx(), "dissolution")
+        case.change_dispute_stage(ctx(), ChangeDisputeStage.parse(stage="dissolution"))
 
         assert case.focus is not None
         assert case.focus["dispute_stage"] == "dissolution"
@@ -927,7 +1044,7 @@ class TestChangeDisputeStage:
         case = concluded()
 
         with pytest.raises(GuardFailed) as refused:
-            case.change_dispute_stage(ctx(), "impasse")
+            case.change_dispute_stage(ctx(), ChangeDisputeStage.parse(stage="impasse"))
 
         assert rules_of(refused.value) == ["wrong_phase"]
 
@@ -937,10 +1054,28 @@ class TestCommandIds:
         self,
     ) -> None:
         case = in_middle()
-        first = case.record_session(ctx("cmd-1"), TODAY, 50, "in_person", ["client"])
+        first = case.record_session(
+            ctx("cmd-1"),
+            RecordSession.parse(
+                held_on=TODAY,
+                minutes=50,
+                modality="in_person",
+                attendees=["client"],
+                today=TODAY,
+            ),
+        )
         before = recorded(case)
 
-        retry = case.record_session(ctx("cmd-1"), TODAY, 50, "in_person", ["client"])
+        retry = case.record_session(
+            ctx("cmd-1"),
+            RecordSession.parse(
+                held_on=TODAY,
+                minutes=50,
+                modality="in_person",
+                attendees=["client"],
+                today=TODAY,
+            ),
+        )
 
         assert first.session_number == 2
         assert retry == CommandResult(
@@ -953,12 +1088,30 @@ class TestCommandIds:
         self,
     ) -> None:
         case = in_middle()
-        first = case.record_session(ctx("cmd-1"), TODAY, 50, "in_person", ["client"])
+        first = case.record_session(
+            ctx("cmd-1"),
+            RecordSession.parse(
+                held_on=TODAY,
+                minutes=50,
+                modality="in_person",
+                attendees=["client"],
+                today=TODAY,
+            ),
+        )
         sessions(case, 12)
-        case.start_end(ctx())
+        case.start_end(ctx(), StartEnd.parse())
         before = recorded(case)
 
-        retry = case.record_session(ctx("cmd-1"), TODAY, 50, "in_person", ["client"])
+        retry = case.record_session(
+            ctx("cmd-1"),
+            RecordSession.parse(
+                held_on=TODAY,
+                minutes=50,
+                modality="in_person",
+                attendees=["client"],
+                today=TODAY,
+            ),
+        )
 
         assert (retry.version, retry.session_number) == (first.version, 2)
         assert recorded(case) == before
@@ -968,10 +1121,10 @@ class TestCommandIds:
         self,
     ) -> None:
         case = ready_to_conclude()
-        first = case.conclude(ctx("cmd-conclude"))
+        first = case.conclude(ctx("cmd-conclude"), Conclude.parse())
         before = recorded(case)
 
-        retry = case.conclude(ctx("cmd-conclude"))
+        retry = case.conclude(ctx("cmd-conclude"), Conclude.parse())
 
         assert retry.replayed is True
         assert retry.version == first.version == case.version
@@ -981,52 +1134,89 @@ class TestCommandIds:
         self,
     ) -> None:
         case = beginning_ready()
-        first = case.start_middle(ctx("cmd-middle"))
+        first = case.start_middle(ctx("cmd-middle"), StartMiddle.parse())
 
-        retry = case.start_middle(ctx("cmd-middle"))
+        retry = case.start_middle(ctx("cmd-middle"), StartMiddle.parse())
 
         assert retry.replayed is True
         assert retry.version == first.version
 
     def test_a_command_id_reused_for_another_command_is_refused(self) -> None:
         case = in_middle()
-        case.record_session(ctx("cmd-1"), TODAY, 50, "in_person", ["client"])
+        case.record_session(
+            ctx("cmd-1"),
+            RecordSession.parse(
+                held_on=TODAY,
+                minutes=50,
+                modality="in_person",
+                attendees=["client"],
+                today=TODAY,
+            ),
+        )
         before = recorded(case)
 
         with pytest.raises(CommandIdReused):
-            case.record_measure(ctx("cmd-1"), "phq9", 12, TODAY)
+            case.record_measure(
+                ctx("cmd-1"),
+                RecordMeasure.parse(
+                    instrument="phq9", score=12, measured_on=TODAY, today=TODAY
+                ),
+            )
 
         assert recorded(case) == before
 
     def test_a_command_id_reused_with_other_values_is_refused(self) -> None:
         case = in_middle()
-        case.record_session(ctx("cmd-1"), TODAY, 50, "in_person", ["client"])
+        case.record_session(
+            ctx("cmd-1"),
+            RecordSession.parse(
+                held_on=TODAY,
+                minutes=50,
+                modality="in_person",
+                attendees=["client"],
+                today=TODAY,
+            ),
+        )
         before = recorded(case)
 
         with pytest.raises(CommandIdReused):
-            case.record_session(ctx("cmd-1"), TODAY, 55, "in_person", ["client"])
+            case.record_session(
+                ctx("cmd-1"),
+                RecordSession.parse(
+                    held_on=TODAY,
+                    minutes=55,
+                    modality="in_person",
+                    attendees=["client"],
+                    today=TODAY,
+                ),
+            )
 
         assert recorded(case) == before
 
     def test_the_command_id_that_opened_the_case_cannot_be_reused(self) -> None:
         case = TherapyCase.open(
             ctx("cmd-open"),
-            clinic_id="clinic-1",
-            client_ref="client-9",
-            protocol="ipt",
-            client_age=30,
-            clinician_id="clinician-1",
+            OpenCase.parse(
+                clinic_id="clinic-1",
+                client_ref="client-9",
+                protocol="ipt",
+                client_age=30,
+                clinician_id="clinician-1",
+            ),
         )
 
         with pytest.raises(CommandIdReused):
-            case.reassign(ctx("cmd-open"), "clinician-2")
+            case.reassign(ctx("cmd-open"), Reassign.parse(clinician_id="clinician-2"))
 
     def test_the_id_of_a_refused_command_may_be_used_again(self) -> None:
         case = open_case()
         with pytest.raises(GuardFailed):
-            case.start_middle(ctx("cmd-1"))
+            case.start_middle(ctx("cmd-1"), StartMiddle.parse())
 
-        case.record_inventory(ctx("cmd-1"), [{"role": "friend", "closeness": 2}])
+        case.record_inventory(
+            ctx("cmd-1"),
+            RecordInventory.parse(relationships=[{"role": "friend", "closeness": 2}]),
+        )
 
         assert case.inventory is not None
 
@@ -1037,7 +1227,7 @@ class TestEventMetadata:
     ) -> None:
         case = in_follow_up()
         session(case)
-        case.close(ctx())
+        case.close(ctx(), Close.parse())
 
         events = new_events(case)
 
@@ -1055,7 +1245,7 @@ class TestEventMetadata:
 
         case.record_inventory(
             ctx("cmd-7", on_behalf_of="clinician-3"),
-            [{"role": "friend", "closeness": 2}],
+            RecordInventory.parse(relationships=[{"role": "friend", "closeness": 2}]),
         )
 
         [event] = new_events(case)
@@ -1069,7 +1259,7 @@ class TestEventMetadata:
         case = ready_to_conclude()
         new_events(case)
 
-        case.conclude(ctx("cmd-conclude", on_behalf_of="clinician-3"))
+        case.conclude(ctx("cmd-conclude", on_behalf_of="clinician-3"), Conclude.parse())
 
         events = new_events(case)
         assert names(events) == ["AcuteTreatmentConcluded", "FollowUpOffered"]
@@ -1082,17 +1272,28 @@ class TestRefusalsRecordNothing:
     @pytest.mark.parametrize(
         ("build", "command"),
         [
-            (open_case, lambda c: c.start_middle(ctx())),
-            (open_case, lambda c: c.start_end(ctx())),
-            (in_middle, lambda c: c.start_end(ctx())),
-            (in_end, lambda c: c.conclude(ctx())),
-            (concluded, lambda c: c.close(ctx())),
-            (concluded, lambda c: c.accept_follow_up(ctx())),
-            (concluded_in_remission, lambda c: c.decline_follow_up(ctx())),
-            (in_follow_up, lambda c: c.close(ctx())),
-            (closed, lambda c: c.withdraw(ctx(), "moved")),
-            (open_case, lambda c: c.agree_contract(ctx(), 40)),
-            (beginning_ready, lambda c: c.renegotiate_contract(ctx(), 40, "other")),
+            (open_case, lambda c: c.start_middle(ctx(), StartMiddle.parse())),
+            (open_case, lambda c: c.start_end(ctx(), StartEnd.parse())),
+            (in_middle, lambda c: c.start_end(ctx(), StartEnd.parse())),
+            (in_end, lambda c: c.conclude(ctx(), Conclude.parse())),
+            (concluded, lambda c: c.close(ctx(), Close.parse())),
+            (concluded, lambda c: c.accept_follow_up(ctx(), AcceptFollowUp.parse())),
+            (
+                concluded_in_remission,
+                lambda c: c.decline_follow_up(ctx(), DeclineFollowUp.parse()),
+            ),
+            (in_follow_up, lambda c: c.close(ctx(), Close.parse())),
+            (closed, lambda c: c.withdraw(ctx(), Withdraw.parse(reason="moved"))),
+            (
+                open_case,
+                lambda c: c.agree_contract(ctx(), AgreeContract.parse(sessions=40)),
+            ),
+            (
+                beginning_ready,
+                lambda c: c.renegotiate_contract(
+                    ctx(), RenegotiateContract.parse(sessions=40, reason="other")
+                ),
+            ),
         ],
     )
     def test_a_refused_command_records_nothing(
@@ -1130,22 +1331,24 @@ def run_transition(case: TherapyCase, transition: Transition) -> None:
     """Send `transition` with a complete, valid body (decision D4)."""
     offer = case.follow_up_offer
     if transition is Transition.start_middle:
-        case.start_middle(ctx())
+        case.start_middle(ctx(), StartMiddle.parse())
     elif transition is Transition.start_end:
-        case.start_end(ctx())
+        case.start_end(ctx(), StartEnd.parse())
     elif transition is Transition.conclude:
-        case.conclude(ctx())
+        case.conclude(ctx(), Conclude.parse())
     elif transition is Transition.accept_follow_up:
         if offer is not None and offer["kind"] == "referral":
-            case.accept_follow_up(ctx())
+            case.accept_follow_up(ctx(), AcceptFollowUp.parse())
         else:
-            case.accept_follow_up(ctx(), 4, "monthly")
+            case.accept_follow_up(
+                ctx(), AcceptFollowUp.parse(sessions=4, frequency="monthly")
+            )
     elif transition is Transition.decline_follow_up:
-        case.decline_follow_up(ctx())
+        case.decline_follow_up(ctx(), DeclineFollowUp.parse())
     elif transition is Transition.close:
-        case.close(ctx(), "no_longer_needed")
+        case.close(ctx(), Close.parse(reason="no_longer_needed"))
     else:
-        case.withdraw(ctx(), "moved")
+        case.withdraw(ctx(), Withdraw.parse(reason="moved"))
 
 
 class TestWhyNot:
@@ -1198,4 +1401,4 @@ class TestWhyNot:
 
         assert allowed == []
         with pytest.raises(GuardFailed):
-            case.close(ctx())
+            case.close(ctx(), Close.parse())

@@ -8,6 +8,7 @@ from fractions import Fraction
 import pytest
 
 from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.commands import Conclude, CorrectEntry, RecordMeasure
 from ipt_workflow.domain.measures import (
     FollowUpKind,
     Outcome,
@@ -237,7 +238,7 @@ class TestConcludeClassifiesTheOutcome:
         )
         new_events(case)
 
-        case.conclude(ctx())
+        case.conclude(ctx(), Conclude.parse())
 
         saved = new_events(case)
         assert case.outcome is not None
@@ -258,7 +259,7 @@ class TestConcludeClassifiesTheOutcome:
         case = ready_to_conclude("ipt", 20, 10)
         new_events(case)
 
-        case.conclude(ctx())
+        case.conclude(ctx(), Conclude.parse())
 
         event = new_events(case)[0]
         assert isinstance(event, TherapyCase.AcuteTreatmentConcluded)
@@ -279,7 +280,7 @@ class TestConcludeClassifiesTheOutcome:
         measure(case, 4)
         measure(case, 30, "bdi2")
 
-        case.conclude(ctx())
+        case.conclude(ctx(), Conclude.parse())
 
         assert case.outcome is not None
         assert case.outcome["final"] == 4
@@ -292,13 +293,16 @@ class TestConcludeClassifiesTheOutcome:
         measure(case, 3, on=TODAY.replace(day=1))
         case.correct_entry(
             ctx(),
-            "measure",
-            "wrong_details",
-            measured_on=TODAY.replace(day=1),
-            instrument="phq9",
+            CorrectEntry.parse(
+                entry="measure",
+                reason="wrong_details",
+                measured_on=TODAY.replace(day=1),
+                instrument="phq9",
+                today=TODAY,
+            ),
         )
 
-        case.conclude(ctx())
+        case.conclude(ctx(), Conclude.parse())
 
         assert case.outcome is not None
         assert case.outcome["final"] == 10
@@ -308,14 +312,29 @@ class TestConcludeClassifiesTheOutcome:
         self,
     ) -> None:
         case = in_end("ipt", baseline=27)
-        case.record_measure(ctx(), "phq9", 20, TODAY.replace(day=1))
+        case.record_measure(
+            ctx(),
+            RecordMeasure.parse(
+                instrument="phq9",
+                score=20,
+                measured_on=TODAY.replace(day=1),
+                today=TODAY,
+            ),
+        )
         case.correct_entry(
-            ctx(), "measure", "wrong_case", measured_on=TODAY, instrument="phq9"
+            ctx(),
+            CorrectEntry.parse(
+                entry="measure",
+                reason="wrong_case",
+                measured_on=TODAY,
+                instrument="phq9",
+                today=TODAY,
+            ),
         )
         sessions(case, 2)
         measure(case, 10)
 
-        case.conclude(ctx())
+        case.conclude(ctx(), Conclude.parse())
 
         assert case.outcome is not None
         assert case.outcome["baseline"] == 20

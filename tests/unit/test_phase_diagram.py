@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ipt_workflow.diagram import DIAGRAM_PATH, phases_markdown
-from ipt_workflow.domain.machine import PhaseMachine, Transition
+from ipt_workflow.domain.codes import Transition
+from ipt_workflow.domain.phases import PhaseMachine
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ from ipt_workflow.application import (
     VersionMismatchError,
 )
 from ipt_workflow.audit import VersionNotFoundError
-from ipt_workflow.domain.rules import CommandIdReused, GuardFailed, InvalidInput
+from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, InvalidInput
 
 PROBLEM = "application/problem+json"
 

@@ -14,14 +14,14 @@ service holds no Patient resource. Free-text notes are never exported.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
 from ipt_workflow.domain.case import TherapyCase
-from ipt_workflow.domain.machine import Phase
+from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.protocols import PROTOCOLS
 
 BASE = "https://ipt-workflow.example.org/fhir"
@@ -225,7 +225,7 @@ def _episode(
     case: TherapyCase,
     walk: _Walk,
     episode_id: UUID,
-    patient: dict[str, Any],
+    patient: Mapping[str, Any],
     clinician: Any,
 ) -> dict[str, Any]:
     status = EPISODE_STATUS[case.phase]
@@ -263,7 +263,7 @@ def _episode(
 
 
 def _care_plan(
-    plan: _Plan, patient: dict[str, Any], episode_ref: dict[str, Any]
+    plan: _Plan, patient: Mapping[str, Any], episode_ref: dict[str, Any]
 ) -> dict[str, Any]:
     period = {"start": plan.start}
     if plan.end is not None:
@@ -305,7 +305,7 @@ def _care_plan(
 
 def _encounter(
     case: TherapyCase,
-    session: dict[str, Any],
+    session: Mapping[str, Any],
     resource_id: UUID,
     patient: dict[str, Any],
     episode_ref: dict[str, Any],
@@ -345,7 +345,7 @@ def _encounter(
 
 
 def _missed(
-    missed: dict[str, Any],
+    missed: Mapping[str, Any],
     resource_id: UUID,
     patient: dict[str, Any],
     episode_ref: dict[str, Any],
@@ -367,7 +367,7 @@ def _missed(
 
 
 def _observation(
-    measure: dict[str, Any], resource_id: UUID, patient: dict[str, Any]
+    measure: Mapping[str, Any], resource_id: UUID, patient: dict[str, Any]
 ) -> dict[str, Any]:
     system, code, text = INSTRUMENT_CODES[measure["instrument"]]
     return {

@@ -45,24 +45,52 @@ from ipt_workflow.domain.codes import (
     Strategy,
     WithdrawalReason,
 )
-from ipt_workflow.domain.inputs import DATE_GRACE
+from ipt_workflow.domain.commands import (
+    AGE,
+    CLOSENESS,
+    CONTRACT_SESSIONS,
+    FOLLOW_UP_SESSIONS,
+    MINUTES,
+    PRIOR_EPISODES,
+    RELATIONSHIPS,
+    SESSION_NUMBER,
+)
+from ipt_workflow.domain.inputs import (
+    DATE_GRACE,
+    IDENTIFIER_CHARACTERS,
+    IDENTIFIER_LENGTH,
+    NOTE_LENGTH,
+    aspects_problem,
+)
 from ipt_workflow.domain.measures import FollowUpKind, OutcomeClass
 from ipt_workflow.domain.protocols import (
     INSTRUMENTS,
     LATEST,
     PROTOCOLS,
     Instrument,
+    IntRange,
     ProblemArea,
     SessionKind,
 )
 
 Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    str,
+    StringConstraints(
+        min_length=IDENTIFIER_LENGTH.low,
+        max_length=IDENTIFIER_LENGTH.high,
+        pattern=f"^{IDENTIFIER_CHARACTERS}+$",
+    ),
 ]
+ALL_SCORES = IntRange(
+    min(i.scores.low for i in INSTRUMENTS.values()),
+    max(i.scores.high for i in INSTRUMENTS.values()),
+)
 Note = Annotated[
     str,
     StringConstraints(
-        min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+        min_length=NOTE_LENGTH.low,
+        max_length=NOTE_LENGTH.high,
+        pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$",
     ),
 ]
 
@@ -93,9 +121,9 @@ def _iso_date(value: object) -> object:
 Day = Annotated[date, BeforeValidator(_iso_date)]
 
 
-def within(low: int, high: int, **kw: Any) -> Any:
+def within(allowed: IntRange, **kw: Any) -> Any:
     """A fixed range, checked here with every other schema check of the body."""
-    return Field(ge=low, le=high, **kw)
+    return Field(ge=allowed.low, le=allowed.high, **kw)
 
 
 def _not_future(value: date) -> date:
@@ -139,14 +167,18 @@ class CaseCreate(Body):
     protocol: ProtocolRef = Field(
         description="`ipt@1`, or `ipt` for the latest version"
     )
-    client_age: Count = within(0, 130)
+    client_age: Count = within(AGE)
     clinician_id: Identifier
-    prior_episodes: Count = within(0, 99, default=0)
+    prior_episodes: Count = within(PRIOR_EPISODES, default=0)
 
 
-class Relationship(Body):
+class Relationship(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     role: RelationshipRole
-    closeness: Count = within(1, 3, description="1 inner, 2 middle, 3 outer circle")
+    closeness: Count = within(
+        CLOSENESS, description="1 inner, 2 middle, 3 outer circle"
+    )
     supportive: Flag = False
     conflict: Flag = False
     changed_at_onset: Flag = False
@@ -162,7 +194,9 @@ class InventoryRecord(Body):
         attachment_style="anxious",
         communication_style="passive",
     )
-    relationships: list[Relationship] = Field(min_length=1, max_length=50)
+    relationships: list[Relationship] = Field(
+        min_length=RELATIONSHIPS.low, max_length=RELATIONSHIPS.high
+    )
     attachment_style: AttachmentStyle | None = None
     communication_style: CommunicationStyle | None = None
 
@@ -186,7 +220,7 @@ class DisputeStageChange(Body):
 
 class ContractAgree(Body):
     model_config = example(sessions=16, frequency="weekly")
-    sessions: Count | None = within(1, 104, default=None)
+    sessions: Count | None = within(CONTRACT_SESSIONS, default=None)
     frequency: Frequency | None = Field(
         default=None, description="weekly when agreeing; unchanged when renegotiating"
     )
@@ -206,7 +240,7 @@ class DeviationRecord(Body):
 class MeasureRecord(Body):
     model_config = example(instrument="phq9", score=18, measured_on="2026-01-05")
     instrument: Instrument
-    score: Count = within(0, 113, description="within the instrument's range")
+    score: Count = within(ALL_SCORES, description="within the instrument's range")
     measured_on: PastDay
 
     @field_validator("score")
@@ -228,13 +262,13 @@ class SessionRecord(Body):
         communication_aspects=["tone"],
     )
     held_on: PastDay
-    minutes: Count = within(20, 120)
+    minutes: Count = within(MINUTES)
     modality: Modality
-    attendees: list[Attendee] = Field(min_length=1, max_length=4)
+    attendees: list[Attendee] = Field(min_length=1, max_length=len(Attendee))
     kind: SessionKind = SessionKind.therapy
-    strategies: list[Strategy] = Field(default_factory=list, max_length=3)
+    strategies: list[Strategy] = Field(default_factory=list, max_length=len(Strategy))
     communication_aspects: list[CommunicationAspect] = Field(
-        default_factory=list, max_length=4
+        default_factory=list, max_length=len(CommunicationAspect)
     )
 
     @field_validator("communication_aspects")
@@ -242,12 +276,8 @@ class SessionRecord(Body):
     def _aspects_need_their_strategy(
         cls, aspects: list[CommunicationAspect], info: ValidationInfo
     ) -> list[CommunicationAspect]:
-        strategies = info.data.get("strategies", [])
-        if aspects and Strategy.communication_analysis not in strategies:
-            raise ValueError(
-                "aspects belong to communication analysis, which is not among the "
-                "strategies"
-            )
+        if problem := aspects_problem(info.data.get("strategies", []), aspects):
+            raise ValueError(problem)
         return aspects
 
 
@@ -261,7 +291,7 @@ class MissedSessionRecord(Body):
 class CorrectionRecord(Body):
     model_config = example(entry="session", number=3, reason="duplicate_entry")
     entry: CorrectedEntry
-    number: Count | None = within(1, 10_000, default=None)
+    number: Count | None = within(SESSION_NUMBER, default=None)
     measured_on: PastDay | None = None
     instrument: Instrument | None = None
     reason: CorrectionReason
@@ -296,7 +326,7 @@ class FollowUpOffer(Body):
 class FollowUpDecision(Body):
     model_config = example(accepted=True, sessions=6, frequency="monthly")
     accepted: Flag
-    sessions: Count | None = within(1, 104, default=None)
+    sessions: Count | None = within(FOLLOW_UP_SESSIONS, default=None)
     frequency: FollowUpFrequency | None = None
 
     @model_validator(mode="after")

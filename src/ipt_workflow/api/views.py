@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ipt_workflow.domain.case import TherapyCase
-from ipt_workflow.domain.machine import Phase
+from ipt_workflow.domain.codes import Phase
+
+if TYPE_CHECKING:
+    from ipt_workflow.application import Outcome
 
 _META = {
     "originator_id",
@@ -19,7 +23,7 @@ _META = {
 }
 
 
-def _measure(m: dict[str, Any] | None) -> dict[str, Any] | None:
+def _measure(m: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if m is None:
         return None
     return {k: m[k] for k in ("instrument", "score", "measured_on")}
@@ -79,6 +83,22 @@ def session_view(case: TherapyCase, number: int | None) -> dict[str, Any]:
             if s["number"] == number and s["follow_up"] == follow_up
         )
     return {k: v for k, v in session.items() if k != "voided"}
+
+
+def session_answer(outcome: Outcome) -> dict[str, Any]:
+    """A session command's answer: the session it recorded, and the case."""
+    return {
+        "session": session_view(outcome.case, outcome.result.session_number),
+        "case": case_view(outcome.case, outcome.position),
+    }
+
+
+def missed_answer(outcome: Outcome) -> dict[str, Any]:
+    """A missed-session command's answer: what was missed, and the case."""
+    return {
+        "session": missed_view(outcome.case),
+        "case": case_view(outcome.case, outcome.position),
+    }
 
 
 def missed_view(case: TherapyCase) -> dict[str, Any]:

@@ -1,24 +1,43 @@
 """Checks of bad input: fixed ranges and formats, before any rule is asked.
 
 A command collects every bad field first and raises one InvalidInput naming them
-all, so a clinic system can fix a form in one round trip.
+all, so a clinic system can fix a form in one round trip. The field checks at the
+end are what command fields declare (`given(...)`, see commands.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping
+from dataclasses import MISSING, dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from ipt_workflow.domain.protocols import IntRange
-from ipt_workflow.domain.rules import FieldError, InvalidInput
+from ipt_workflow.domain.codes import (
+    CommunicationAspect,
+    CorrectedEntry,
+    FollowUpFrequency,
+    Strategy,
+)
+from ipt_workflow.domain.errors import FieldError, InvalidInput
+from ipt_workflow.domain.measures import FollowUpKind
+from ipt_workflow.domain.protocols import (
+    INSTRUMENTS,
+    PROTOCOLS,
+    Instrument,
+    IntRange,
+    find_protocol,
+)
 
 E = TypeVar("E", bound=StrEnum)
 
-IDENTIFIER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-NOTE_MAX = 500
+IDENTIFIER_CHARACTERS = "[A-Za-z0-9._:-]"
+IDENTIFIER_LENGTH = IntRange(1, 64)
+IDENTIFIER = re.compile(
+    f"{IDENTIFIER_CHARACTERS}{{{IDENTIFIER_LENGTH.low},{IDENTIFIER_LENGTH.high}}}"
+)
+NOTE_LENGTH = IntRange(1, 500)
 DATE_GRACE = timedelta(days=1)
 """Clinics sit in other time zones than the server: a date may be one day ahead."""
 
@@ -43,15 +62,13 @@ class Input:
         self.fail(field, f"{_shown(value)} is not one of: {allowed}")
         return None
 
-    def optional_code(self, field: str, value: object, codes: type[E]) -> E | None:
-        return None if value is None else self.code(field, value, codes)
-
     def codes(self, field: str, values: object, codes: type[E]) -> list[E]:
         if not isinstance(values, list | tuple):
             self.fail(field, "must be a list")
             return []
         found = [self.code(f"{field}[{i}]", v, codes) for i, v in enumerate(values)]
-        if len(set(values)) != len(values):
+        hashable = [v for v in values if isinstance(v, Hashable)]
+        if len(set(hashable)) != len(hashable):
             self.fail(field, "must not repeat a value")
         return [c for c in found if c is not None]
 
@@ -95,43 +112,160 @@ class Input:
             return None
         return value.isoformat()
 
-    def reason(
-        self, field: str, value: object, codes: type[E], note: object
-    ) -> tuple[E | None, str | None]:
-        """A reason code and its note; a note goes only with the code `other`."""
-        code = self.code(field, value, codes)
-        if note is None:
-            return code, None
-        if not isinstance(note, str) or not 1 <= len(note) <= NOTE_MAX:
-            self.fail("note", f"must be text of 1–{NOTE_MAX} characters")
-            return code, None
-        if code is not None and code != "other":
-            self.fail("note", "a note may be given only with the reason 'other'")
-            return code, None
-        return code, note
-
-    def optional_reason(
-        self, field: str, value: object, codes: type[E], note: object
-    ) -> tuple[E | None, str | None]:
-        """Like `reason`, for a reason that may be left out (with no note then)."""
-        if value is not None:
-            return self.reason(field, value, codes, note)
-        if note is not None:
-            self.fail("note", "a note may be given only with the reason 'other'")
-        return None, None
-
 
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def required(inp: Input, given: Iterable[tuple[str, object]]) -> None:
-    """Fail each named field whose value is missing."""
-    for field, value in given:
+# --- field checks, which command fields declare ---------------------------------
+
+
+@dataclass
+class Parsing:
+    """One command being parsed: its raw values, the good ones so far, the errors."""
+
+    inp: Input
+    raw: Mapping[str, object]
+    good: dict[str, object]
+    today: date | None
+
+
+Check = Callable[[Parsing, str, object], object]
+
+
+def given(check: Check, default: object = MISSING) -> Any:
+    """A command field and the check its raw value must pass."""
+    return field(default=default, metadata={"check": check})
+
+
+def code(codes: type[E]) -> Check:
+    return lambda p, name, value: p.inp.code(name, value, codes)
+
+
+def optional(check: Check) -> Check:
+    return lambda p, name, value: None if value is None else check(p, name, value)
+
+
+def codes_of(codes: type[E], *, at_least_one: bool = False) -> Check:
+    def check(p: Parsing, name: str, value: object) -> object:
+        found = tuple(p.inp.codes(name, value, codes))
+        if at_least_one and isinstance(value, list | tuple) and not value:
+            p.inp.fail(name, "must name at least one attendee")
+        return found
+
+    return check
+
+
+def within(allowed: IntRange) -> Check:
+    return lambda p, name, value: p.inp.integer(name, value, allowed)
+
+
+def identifier(p: Parsing, name: str, value: object) -> object:
+    return p.inp.identifier(name, value)
+
+
+def flag(p: Parsing, name: str, value: object) -> object:
+    return p.inp.flag(name, value)
+
+
+def past_date(p: Parsing, name: str, value: object) -> object:
+    assert p.today is not None, "a command with dates is parsed with today's date"
+    return p.inp.past_date(name, value, p.today)
+
+
+def raw_value(_p: Parsing, _name: str, value: object) -> object:
+    """Kept raw: parsed later as the command it turns out to be."""
+    return value
+
+
+def note_for(reason_field: str, *, reason_optional: bool = False) -> Check:
+    """A note: short text, and only beside the reason code `other`."""
+
+    def check(p: Parsing, name: str, value: object) -> object:
         if value is None:
-            inp.fail(field, "is required")
+            return None
+        if not isinstance(value, str) or len(value) not in NOTE_LENGTH:
+            p.inp.fail(name, f"must be text of {NOTE_LENGTH} characters")
+            return None
+        reason = p.good.get(reason_field)
+        absent = reason_optional and p.raw.get(reason_field) is None
+        if absent or (reason is not None and reason != "other"):
+            p.inp.fail(name, "a note may be given only with the reason 'other'")
+            return None
+        return value
+
+    return check
 
 
-def as_list(values: Sequence[E]) -> list[str]:
-    return [v.value for v in values]
+def aspects_problem(
+    strategies: Collection[str], aspects: Collection[str]
+) -> str | None:
+    """Why these communication aspects cannot go with these strategies, if so."""
+    if aspects and Strategy.communication_analysis not in strategies:
+        return (
+            "aspects belong to communication analysis, which is not among the "
+            "strategies"
+        )
+    return None
+
+
+def known_protocol(p: Parsing, name: str, value: object) -> object:
+    if isinstance(value, str) and find_protocol(value) is not None:
+        return value
+    p.inp.fail(name, f"unknown protocol; known: {', '.join(PROTOCOLS)}")
+    return None
+
+
+def score_of(instrument_field: str) -> Check:
+    def check(p: Parsing, name: str, value: object) -> object:
+        instrument = p.good.get(instrument_field)
+        if not isinstance(instrument, Instrument):
+            return None  # the instrument is wrong already: no range to check
+        return p.inp.integer(name, value, INSTRUMENTS[instrument].scores)
+
+    return check
+
+
+def aspects(p: Parsing, name: str, value: object) -> object:
+    found = codes_of(CommunicationAspect)(p, name, value)
+    strategies = p.good.get("strategies")
+    assert isinstance(found, tuple)
+    if problem := aspects_problem(
+        strategies if isinstance(strategies, tuple) else (), found
+    ):
+        p.inp.fail(name, problem)
+    return found
+
+
+def required_when(
+    entry_field: str, kinds: Collection[CorrectedEntry], check: Check
+) -> Check:
+    """Required for some kinds of entry; ignored for the others."""
+
+    def run(p: Parsing, name: str, value: object) -> object:
+        if p.good.get(entry_field) not in kinds:
+            return None
+        if value is None:
+            p.inp.fail(name, "is required")
+            return None
+        return check(p, name, value)
+
+    return run
+
+
+def offered_kind(p: Parsing, name: str, value: object) -> object:
+    kind = p.inp.code(name, value, FollowUpKind)
+    if kind is FollowUpKind.referral:
+        p.inp.fail(name, "only continuation or maintenance can be offered")
+        return None
+    return kind
+
+
+def follow_up_frequency(p: Parsing, name: str, value: object) -> object:
+    """The follow-up contract's frequency: given with its sessions, or neither."""
+    frequency = optional(code(FollowUpFrequency))(p, name, value)
+    sessions = p.raw.get("sessions")
+    if (sessions is None) != (value is None):
+        p.inp.fail("sessions" if sessions is None else name, "is required")
+    return frequency

@@ -8,18 +8,13 @@ from fractions import Fraction
 
 from ipt_workflow.domain.protocols import INSTRUMENTS, Instrument
 
-
-class OutcomeClass(StrEnum):
-    remission = "remission"
-    response = "response"
-    partial_response = "partial_response"
-    no_response = "no_response"
+OutcomeClass = StrEnum(
+    "OutcomeClass",
+    "remission response partial_response no_response",
+)
 
 
-class FollowUpKind(StrEnum):
-    continuation = "continuation"
-    maintenance = "maintenance"
-    referral = "referral"
+FollowUpKind = StrEnum("FollowUpKind", "continuation maintenance referral")
 
 
 MAINTENANCE_AFTER_PRIOR_EPISODES = 3

@@ -7,24 +7,21 @@ replaying an old case uses the rules it was opened under (domain.md §3).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
 
-
-class ProblemArea(StrEnum):
-    grief = "grief"
-    role_dispute = "role_dispute"
-    role_transition = "role_transition"
-    interpersonal_deficits = "interpersonal_deficits"
+ProblemArea = StrEnum(
+    "ProblemArea",
+    "grief role_dispute role_transition interpersonal_deficits",
+)
 
 
-class SessionKind(StrEnum):
-    therapy = "therapy"
-    engagement = "engagement"
-    individual_pre_group = "individual_pre_group"
-    individual_mid_group = "individual_mid_group"
-    individual_post_group = "individual_post_group"
+SessionKind = StrEnum(
+    "SessionKind",
+    "therapy engagement individual_pre_group individual_mid_group "
+    "individual_post_group",
+)
 
 
 COUNTED_KINDS = frozenset({SessionKind.therapy})
@@ -70,76 +67,60 @@ class Protocol:
 ALL_AREAS = frozenset(ProblemArea)
 THERAPY_ONLY = frozenset({SessionKind.therapy})
 
+IPT = Protocol(
+    name="ipt",
+    version=1,
+    title="Individual IPT for depression",
+    age=IntRange(18, 120),
+    contract_sessions=IntRange(12, 16),
+    default_contract_sessions=16,
+    beginning_sessions=IntRange(1, 3),
+    end_sessions=IntRange(2, 3),
+    session_kinds=THERAPY_ONLY,
+    problem_areas=ALL_AREAS,
+)
+"""Individual IPT; each variant below says only how it differs."""
+
 _PROTOCOLS = (
-    Protocol(
-        name="ipt",
-        version=1,
-        title="Individual IPT for depression",
-        age=IntRange(18, 120),
-        contract_sessions=IntRange(12, 16),
-        default_contract_sessions=16,
-        beginning_sessions=IntRange(1, 3),
-        end_sessions=IntRange(2, 3),
-        session_kinds=THERAPY_ONLY,
-        problem_areas=ALL_AREAS,
-    ),
-    Protocol(
+    IPT,
+    replace(
+        IPT,
         name="ipt-a",
-        version=1,
         title="IPT for depressed adolescents (IPT-A)",
         age=IntRange(12, 18),
-        contract_sessions=IntRange(12, 16),
         default_contract_sessions=12,
         beginning_sessions=IntRange(1, 4),
-        end_sessions=IntRange(2, 3),
-        session_kinds=THERAPY_ONLY,
-        problem_areas=ALL_AREAS,
         parent_session_expected_in_beginning=True,
     ),
-    Protocol(
+    replace(
+        IPT,
         name="fb-ipt",
-        version=1,
         title="Family-based IPT for preadolescents (FB-IPT)",
         age=IntRange(7, 12),
-        contract_sessions=IntRange(12, 16),
         default_contract_sessions=14,
         beginning_sessions=IntRange(1, 5),
-        end_sessions=IntRange(2, 3),
-        session_kinds=THERAPY_ONLY,
-        problem_areas=ALL_AREAS,
         parent_session_required_before_middle=True,
     ),
-    Protocol(
+    replace(
+        IPT,
         name="ipt-g",
-        version=1,
         title="Group IPT (IPT-G)",
-        age=IntRange(18, 120),
         contract_sessions=IntRange(16, 20),
         default_contract_sessions=20,
         beginning_sessions=IntRange(1, 5),
         end_sessions=IntRange(2, 5),
-        session_kinds=frozenset(
-            {
-                SessionKind.therapy,
-                SessionKind.individual_pre_group,
-                SessionKind.individual_mid_group,
-                SessionKind.individual_post_group,
-            }
-        ),
-        problem_areas=ALL_AREAS,
+        session_kinds=frozenset(SessionKind) - {SessionKind.engagement},
         pre_group_meeting_required=True,
     ),
-    Protocol(
+    replace(
+        IPT,
         name="ipt-b",
-        version=1,
         title="Brief IPT (IPT-B)",
-        age=IntRange(18, 120),
         contract_sessions=IntRange(8, 8),
         default_contract_sessions=8,
         beginning_sessions=IntRange(1, 2),
         end_sessions=IntRange(2, 2),
         session_kinds=frozenset({SessionKind.therapy, SessionKind.engagement}),
-        problem_areas=ALL_AREAS,
     ),
 )
 
@@ -165,11 +146,7 @@ def find_protocol(ref: str) -> Protocol | None:
     return PROTOCOLS.get(ref) or LATEST.get(ref)
 
 
-class Instrument(StrEnum):
-    phq9 = "phq9"
-    hamd17 = "hamd17"
-    bdi2 = "bdi2"
-    cdrsr = "cdrsr"
+Instrument = StrEnum("Instrument", "phq9 hamd17 bdi2 cdrsr")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""How every case command runs over HTTP: context, idempotency, If-Match, answer."""
+"""How every case command runs over HTTP: parse, context, idempotency, If-Match, answer.
+
+A route turns its body into a command value (`runner.parse`) and hands it to the
+application with `runner.run`; the outcome becomes the response.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID, uuid4
 
 from fastapi import Depends, Request
@@ -24,9 +28,9 @@ from ipt_workflow.api.deps import (
 )
 from ipt_workflow.api.views import case_view
 from ipt_workflow.application import IdempotencyClaim, Outcome
-from ipt_workflow.domain.case import CommandContext, CommandResult, TherapyCase
+from ipt_workflow.domain.commands import Command, CommandContext
 
-Action = Callable[[TherapyCase, CommandContext], CommandResult]
+C = TypeVar("C", bound=Command)
 Render = Callable[[Outcome], dict[str, Any]]
 
 
@@ -36,7 +40,7 @@ def default_render(outcome: Outcome) -> dict[str, Any]:
 
 @dataclass
 class CommandRunner:
-    """Runs one aggregate command for the calling clinician."""
+    """Runs one command for the calling clinician."""
 
     principal: Principal
     svc: Services
@@ -44,20 +48,30 @@ class CommandRunner:
     key: str | None
     expected: int | None
 
+    def parse(self, command: type[C], body: BaseModel | None, **values: object) -> C:
+        """The command a body asks for (its fields are the command's)."""
+        given = {} if body is None else body.model_dump(exclude={"on_behalf_of"})
+        return command.parse(today=self.today(), **given, **values)
+
+    def today(self) -> Any:
+        return datetime.now(UTC).date()
+
     def context(self, body: BaseModel | None) -> CommandContext:
         return CommandContext(
             recorded_by=self.principal.actor,
-            today=datetime.now(UTC).date(),
+            today=self.today(),
             command_id=self.key or uuid4().hex,
             on_behalf_of=getattr(body, "on_behalf_of", None),
         )
 
-    def claim(self, body: BaseModel | None, status: int) -> IdempotencyClaim | None:
+    def claim(
+        self, body: BaseModel | None, status: int, case_id: UUID | None = None
+    ) -> IdempotencyClaim | None:
         if self.key is None:
             return None
         request = {
             "method": self.request.method,
-            "path": self.request.url.path,
+            "path": self._canonical_path(case_id),
             "body": None if body is None else body.model_dump(mode="json"),
         }
         digest = hashlib.sha256(
@@ -65,33 +79,36 @@ class CommandRunner:
         ).hexdigest()
         return IdempotencyClaim(self.principal.home_clinic, self.key, digest, status)
 
+    def _canonical_path(self, case_id: UUID | None) -> str:
+        # The path as the service spells it, so that a retry naming the case in
+        # another spelling (upper case, no hyphens) is the same request.
+        route = self.request.scope.get("route")
+        template = getattr(route, "path_format", None)
+        if template is None:
+            return self.request.url.path
+        params = dict(self.request.path_params)
+        if case_id is not None:
+            params["case_id"] = str(case_id)
+        return str(template.format(**params))
+
     def run(
         self,
         case_id: UUID,
         body: BaseModel | None,
-        action: Action,
+        command: Command,
         *,
         status: int = 200,
         render: Render = default_render,
     ) -> JSONResponse:
-        ctx = self.context(body)
         outcome = self.svc.cases.execute(
             case_id,
-            lambda case: action(case, ctx),
+            command,
+            self.context(body),
             clinics=self.principal.clinics,
             expected_version=self.expected,
-            idempotency=self.claim(body, status),
-            name=self.command_name(),
+            idempotency=self.claim(body, status, case_id),
         )
         return answer(outcome, render(outcome), outcome.status or status)
-
-    def command_name(self) -> str:
-        """The route's name; a transition is named by its own name (start_middle)."""
-        transition = self.request.path_params.get("name")
-        if isinstance(transition, str):
-            return transition
-        route = self.request.scope.get("route")
-        return str(getattr(route, "name", None) or "command")
 
 
 def answer(outcome: Outcome, content: dict[str, Any], status: int) -> JSONResponse:
