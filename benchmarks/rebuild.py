@@ -19,14 +19,14 @@ from typing import Any
 
 from eventsourcing.projection import ProjectionRunner
 
-from ipt_workflow import readmodels
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.bootstrap import build_application
-from ipt_workflow.courses import Course
+from ipt_workflow.application.cases import CaseApplication
+from ipt_workflow.composition import readmodels
+from ipt_workflow.composition.builders import build_application
+from ipt_workflow.composition.settings import Settings
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import CommandContext
-from ipt_workflow.settings import Settings
+from ipt_workflow.domain.courses import Course
 from projections.caseload import (
     CaseloadProjection,
     PostgresCaseloadView,

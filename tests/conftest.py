@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ipt_workflow.settings import Settings
+from ipt_workflow.composition.settings import Settings
 from tests.support.postgres import Cluster, cluster
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ipt_workflow.settings import Settings
+from ipt_workflow.composition.settings import Settings
 from tests.support.api import Api, make_api
 
 TODAY_ISH = "2026-11-01"

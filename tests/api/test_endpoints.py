@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from ipt_workflow.api.app import create_app
-from ipt_workflow.courses import Course
+from ipt_workflow.composition.settings import Settings
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
@@ -30,7 +30,7 @@ from ipt_workflow.domain.commands import (
     Withdraw,
 )
 from ipt_workflow.domain.commands import Command as CaseCommand
-from ipt_workflow.settings import Settings
+from ipt_workflow.domain.courses import Course
 from tests.api.conftest import TODAY_ISH, inventory, session
 from tests.support.api import Api, make_api
 from tests.support.drivers import OverHttp, until_last

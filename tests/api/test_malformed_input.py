@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ipt_workflow.api.app import MAX_BODY
-from ipt_workflow.settings import Settings
+from ipt_workflow.composition.settings import Settings
 from tests.support.api import MIDDLE, Api, drive_to_middle, make_api
 from tests.support.drivers import request_for
 from tests.support.postgres import Cluster

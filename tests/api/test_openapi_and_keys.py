@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.api import Api
 
-CLI = [sys.executable, "-m", "ipt_workflow.cli"]
+CLI = [sys.executable, "-m", "ipt_workflow.cli.main"]
 
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -132,7 +132,7 @@ class TestRateLimit:
         from fastapi.testclient import TestClient
 
         from ipt_workflow.api.app import create_app
-        from ipt_workflow.settings import Settings
+        from ipt_workflow.composition.settings import Settings
 
         settings = Settings(
             database_url=f"sqlite:///{tmp_path / 'r.db'}",

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from ipt_workflow.courses import Course
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
@@ -25,6 +24,7 @@ from ipt_workflow.domain.commands import (
     Conclude,
     StartMiddle,
 )
+from ipt_workflow.domain.courses import Course
 from tests.support.drivers import OverHttp, request_for, until_last
 
 AUTH = {"Authorization": "Bearer dev-clinician"}
@@ -61,7 +61,7 @@ def start_server(database_url: str, *args: str) -> Server:
         [
             sys.executable,
             "-m",
-            "ipt_workflow.cli",
+            "ipt_workflow.cli.main",
             "serve",
             "--dev",
             "--port",
@@ -208,7 +208,7 @@ def test_outside_dev_mode_the_server_refuses_to_start_and_says_why(
         [
             sys.executable,
             "-m",
-            "ipt_workflow.cli",
+            "ipt_workflow.cli.main",
             "serve",
             "--port",
             str(_free_port()),

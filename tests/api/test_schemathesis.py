@@ -34,10 +34,10 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.python.asgi import ASGIClient, get_client
 
-from ipt_workflow.api.app import build_services, create_app
-from ipt_workflow.api.deps import Services
-from ipt_workflow.courses import Course
-from ipt_workflow.settings import Settings
+from ipt_workflow.api.app import create_app
+from ipt_workflow.composition.bootstrap import Services, bootstrap
+from ipt_workflow.composition.settings import Settings
+from ipt_workflow.domain.courses import Course
 from ipt_workflow.storage.keys import Role, make_key
 from tests.support.api import Api, drive_to_middle
 from tests.support.drivers import OverHttp
@@ -153,7 +153,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         ready_max_lag_events=0,
         ready_max_lag_seconds=0,
     )
-    services = build_services(configured)
+    services = bootstrap(configured)
     try:
         tokens: dict[str, str] = {}
         for name, (role, clinics) in TOKENS.items():

@@ -14,8 +14,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from pydantic import SecretStr
 
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.courses import Course
+from ipt_workflow.application.cases import CaseApplication
+from ipt_workflow.composition.settings import Settings, sqlite_path
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
     AgreeContract,
@@ -29,7 +29,7 @@ from ipt_workflow.domain.commands import (
     StartEnd,
     StartMiddle,
 )
-from ipt_workflow.settings import Settings, sqlite_path
+from ipt_workflow.domain.courses import Course
 from ipt_workflow.storage.chain import GENESIS, event_hash
 from tests.support.api import Api, make_api
 from tests.support.drivers import OverHttp, ThroughApplication, case_of

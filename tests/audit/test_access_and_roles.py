@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from ipt_workflow.bootstrap import access_log_path
+from ipt_workflow.composition.builders import access_log_path
 from tests.audit.conftest import raw, url_of
 from tests.support.api import Api, drive_to_middle
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from ipt_workflow import audit
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.bootstrap import build_application, build_checkpointer
-from ipt_workflow.cli import production_problems
-from ipt_workflow.settings import Settings
+from ipt_workflow.application import auditing as audit
+from ipt_workflow.application.cases import CaseApplication
+from ipt_workflow.composition.bootstrap import production_problems
+from ipt_workflow.composition.builders import build_application, build_checkpointer
+from ipt_workflow.composition.settings import Settings
 from ipt_workflow.storage.audit import AuditRecorder
 from tests.audit.conftest import CHECKPOINT_KEY, app_of, audit_settings
 from tests.support.api import Api

@@ -6,7 +6,7 @@ import random
 import threading
 from uuid import UUID
 
-from ipt_workflow.application import CaseApplication
+from ipt_workflow.application.cases import CaseApplication
 from tests.audit.conftest import COURSE, TODAY, app_of, measure
 from tests.support.api import Api
 from tests.support.drivers import ThroughApplication

@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from ipt_workflow.api.views import case_view
-from ipt_workflow.application import CaseApplication
+from ipt_workflow.application.cases import CaseApplication
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.commands import (
     Command,

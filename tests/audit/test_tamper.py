@@ -9,8 +9,8 @@ from uuid import UUID
 
 import pytest
 
-from ipt_workflow import audit
-from ipt_workflow.cli import main
+from ipt_workflow.application import auditing as audit
+from ipt_workflow.cli.main import main
 from tests.audit.conftest import (
     CHECKPOINT_KEY,
     OTHER_KEY,

@@ -10,14 +10,14 @@ from uuid import UUID
 
 import pytest
 
-from ipt_workflow.application import (
+from ipt_workflow.application.cases import (
     CaseApplication,
     CaseConflictError,
     CaseNotFoundError,
     VersionMismatchError,
 )
-from ipt_workflow.bootstrap import build_application
-from ipt_workflow.courses import Course
+from ipt_workflow.composition.builders import build_application
+from ipt_workflow.composition.settings import Settings
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import (
     AgreeContract,
@@ -26,8 +26,8 @@ from ipt_workflow.domain.commands import (
     StartMiddle,
     Withdraw,
 )
+from ipt_workflow.domain.courses import Course
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed
-from ipt_workflow.settings import Settings
 from tests.support.drivers import ThroughApplication
 
 TODAY = date(2026, 11, 25)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import psycopg
 
-from ipt_workflow.settings import sqlite_path
+from ipt_workflow.composition.settings import sqlite_path
 
-CLI = [sys.executable, "-m", "ipt_workflow.cli"]
+CLI = [sys.executable, "-m", "ipt_workflow.cli.main"]
 
 
 def tables(url: str) -> set[str]:

@@ -13,12 +13,12 @@ import pytest
 from eventsourcing.cipher import AESCipher
 from pydantic import SecretStr
 
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.bootstrap import build_application
-from ipt_workflow.courses import Course
+from ipt_workflow.application.cases import CaseApplication
+from ipt_workflow.composition.builders import build_application
+from ipt_workflow.composition.settings import Settings, sqlite_path
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.commands import Reassign, RecordMeasure, Withdraw
-from ipt_workflow.settings import Settings, sqlite_path
+from ipt_workflow.domain.courses import Course
 from tests.support.drivers import ThroughApplication
 
 TODAY = date(2026, 11, 25)

@@ -111,7 +111,7 @@ def start_server(
             [
                 sys.executable,
                 "-m",
-                "ipt_workflow.cli",
+                "ipt_workflow.cli.main",
                 "serve",
                 "--dev",
                 "--port",

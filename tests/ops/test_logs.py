@@ -8,7 +8,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ipt_workflow.courses import Course
 from ipt_workflow.domain.commands import (
     AgreeContract,
     Close,
@@ -18,7 +17,8 @@ from ipt_workflow.domain.commands import (
     StartEnd,
     StartMiddle,
 )
-from ipt_workflow.logging import REDACTED, scrub_client_data
+from ipt_workflow.domain.courses import Course
+from ipt_workflow.ops.logging import REDACTED, scrub_client_data
 from tests.ops.conftest import ServerFactory, route_of
 from tests.support.drivers import OverHttp, opening_body
 

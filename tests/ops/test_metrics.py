@@ -9,8 +9,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ipt_workflow.courses import Course
 from ipt_workflow.domain.commands import AgreeContract
+from ipt_workflow.domain.courses import Course
 from tests.ops.conftest import OpsServer, ServerFactory, route_of
 from tests.support.drivers import OverHttp, opening_body, request_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ipt_workflow.courses import Course
 from ipt_workflow.domain.commands import AgreeContract
+from ipt_workflow.domain.courses import Course
 from tests.ops.conftest import OpsServer, ServerFactory, wait_until
 from tests.support.drivers import OverHttp
 from tests.support.postgres import Cluster

@@ -56,7 +56,7 @@ def test_the_projection_process_stops_on_sigterm_with_exit_code_0(
         [
             sys.executable,
             "-m",
-            "ipt_workflow.cli",
+            "ipt_workflow.cli.main",
             "projections",
             "run",
             "--heartbeat",

@@ -13,11 +13,11 @@ from uuid import UUID
 
 import pytest
 
-from ipt_workflow import readmodels
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.bootstrap import build_application
+from ipt_workflow.application.cases import CaseApplication
+from ipt_workflow.composition import readmodels
+from ipt_workflow.composition.builders import build_application
+from ipt_workflow.composition.settings import Settings
 from ipt_workflow.domain.case import TherapyCase
-from ipt_workflow.settings import Settings
 from projections.catalog import CATALOG
 from tests.support.caseload import generate
 

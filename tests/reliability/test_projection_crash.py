@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ipt_workflow import readmodels
-from ipt_workflow.bootstrap import build_application
-from ipt_workflow.settings import Settings
+from ipt_workflow.composition import readmodels
+from ipt_workflow.composition.builders import build_application
+from ipt_workflow.composition.settings import Settings
 from projections.catalog import CATALOG
 from tests.support.caseload import generate
 
@@ -23,7 +23,7 @@ from tests.support.caseload import generate
 def start_projections(settings: Settings) -> subprocess.Popen[bytes]:
     env = {**os.environ, "IPT_DATABASE_URL": settings.database_url}
     return subprocess.Popen(
-        [sys.executable, "-m", "ipt_workflow.cli", "projections", "run"],
+        [sys.executable, "-m", "ipt_workflow.cli.main", "projections", "run"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

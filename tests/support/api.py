@@ -11,10 +11,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from ipt_workflow.api.app import create_app
-from ipt_workflow.bootstrap import build_key_store
-from ipt_workflow.courses import Course
+from ipt_workflow.composition.builders import build_key_store
+from ipt_workflow.composition.settings import Settings
 from ipt_workflow.domain.codes import Phase
-from ipt_workflow.settings import Settings
+from ipt_workflow.domain.courses import Course
 from ipt_workflow.storage.keys import make_key
 from tests.support.drivers import OverHttp, opening_body
 

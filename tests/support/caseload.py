@@ -1,5 +1,5 @@
 """A seeded generator of realistic caseloads, driven through the real application
-with the commands of the sample courses (ipt_workflow.courses)."""
+with the commands of the sample courses (ipt_workflow.domain.courses)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.courses import Course
+from ipt_workflow.application.cases import CaseApplication
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
@@ -26,6 +25,7 @@ from ipt_workflow.domain.commands import (
     StartMiddle,
     Withdraw,
 )
+from ipt_workflow.domain.courses import Course
 from ipt_workflow.domain.errors import DomainError
 
 TODAY = date(2026, 11, 25)
@@ -46,7 +46,7 @@ def ctx() -> CommandContext:
 
 class RandomCourse:
     """One random course; every command goes through the application, built by the
-    sample course of the case's protocol (ipt_workflow.courses)."""
+    sample course of the case's protocol (ipt_workflow.domain.courses)."""
 
     def __init__(
         self, app: CaseApplication, rng: random.Random, case_id: UUID, plan: Course

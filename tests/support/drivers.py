@@ -12,8 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from ipt_workflow.application import CaseApplication, Outcome
-from ipt_workflow.courses import Course
+from ipt_workflow.application.cases import CaseApplication, Outcome
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
@@ -36,6 +35,7 @@ from ipt_workflow.domain.commands import (
     RenegotiateContract,
     SetContract,
 )
+from ipt_workflow.domain.courses import Course
 from ipt_workflow.domain.phases import TRANSITIONS
 
 ROUTES: dict[type[Command], str] = {

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ipt_workflow.courses import Course
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import (
@@ -22,6 +21,7 @@ from ipt_workflow.domain.commands import (
     CommandResult,
     Conclude,
 )
+from ipt_workflow.domain.courses import Course
 from ipt_workflow.domain.errors import GuardFailed, InvalidInput
 
 TODAY = date(2026, 3, 2)

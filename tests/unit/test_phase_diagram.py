@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ipt_workflow.diagram import DIAGRAM_PATH, phases_markdown
+from ipt_workflow.cli.diagram import DIAGRAM_PATH, phases_markdown
 from ipt_workflow.domain.codes import Transition
 from ipt_workflow.domain.phases import PhaseMachine
 

@@ -1,4 +1,5 @@
-"""The app factory: the composition root of the HTTP API. Nothing is built at import."""
+"""The app factory of the HTTP API: routes, error mapping and middleware around the
+services the composition root builds. Nothing is built at import."""
 
 from __future__ import annotations
 
@@ -11,19 +12,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow.api import errors
-from ipt_workflow.api.deps import RateLimiter, Services
 from ipt_workflow.api.routes import audit, cases, health, projections
-from ipt_workflow.bootstrap import (
-    build_access_log,
-    build_application,
-    build_checkpointer,
-    build_key_store,
-)
-from ipt_workflow.logging import CommandLog, RequestContext, configure_logging
-from ipt_workflow.metrics import worker_exiting
-from ipt_workflow.readmodels import ReadModels
-from ipt_workflow.settings import Settings
-from ipt_workflow.supervisor import ProjectionSupervisor
+from ipt_workflow.composition.bootstrap import Services, bootstrap, start_background
+from ipt_workflow.composition.settings import Settings
+from ipt_workflow.ops.logging import RequestContext, configure_logging
+from ipt_workflow.ops.metrics import worker_exiting
 
 MAX_BODY = 1024 * 1024
 lifecycle = structlog.get_logger("ipt_workflow.lifecycle")
@@ -37,22 +30,20 @@ command lists every unmet rule in `violations`. Send `Authorization: Bearer <tok
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
-    """The API over the configured store; the lifespan builds the services."""
+    """The API over the configured store; the lifespan has the composition root
+    build the services (unless given) and start the background threads."""
     configure_logging(settings.log_format, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = services or build_services(settings)
+        built = services or bootstrap(settings)
         app.state.services = built
-        runners = None
-        if settings.run_projections:
-            runners = ProjectionSupervisor.for_settings(settings).start()
-        app.state.projections = runners
-        checkpointer = build_checkpointer(settings, built.cases)
-        if checkpointer is not None:
-            checkpointer.start()
+        background = start_background(settings, built)
+        app.state.projections = background.projections
         lifecycle.info(
-            "api_started", backend=settings.backend, projections=bool(runners)
+            "api_started",
+            backend=settings.backend,
+            projections=background.projections is not None,
         )
         try:
             yield
@@ -60,18 +51,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             # uvicorn gets here once in-flight requests have finished (or the grace
             # period ran out): stop the runners after their current event, then close.
             lifecycle.info("api_stopping")
-            if checkpointer is not None:
-                checkpointer.stop()
-            if runners is not None:
-                runners.stop()
+            background.stop()
             worker_exiting()
             if services is None:
-                built.cases.close()
-                built.keys.close()
-                if built.read_models is not None:
-                    built.read_models.close()
-                if built.access is not None:
-                    built.access.close()
+                built.close()
             lifecycle.info("api_stopped")
 
     app = FastAPI(
@@ -92,19 +75,6 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     _add_problem_schema(app)
     return app
-
-
-def build_services(settings: Settings) -> Services:
-    cases = build_application(settings)
-    cases.observer = CommandLog()
-    return Services(
-        settings=settings,
-        cases=cases,
-        keys=build_key_store(settings),
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-        read_models=ReadModels(settings, cases),
-        access=build_access_log(settings),
-    )
 
 
 def app_from_environment() -> FastAPI:

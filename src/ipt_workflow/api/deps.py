@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
 from ipt_workflow.api.errors import ApiError
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.readmodels import ReadModels
-from ipt_workflow.settings import Settings
-from ipt_workflow.storage.access_log import AccessLog
-from ipt_workflow.storage.keys import ApiKey, KeyStore, Role
+from ipt_workflow.composition.bootstrap import Services
+from ipt_workflow.storage.keys import Role
 
-DEV_CLINIC = "demo-clinic"
-DEV_TOKENS: dict[str, ApiKey] = {
-    f"dev-{role}": ApiKey(f"dev-{role}", role, (DEV_CLINIC,), f"dev-{role}", "")
-    for role in ("clinician", "auditor", "ops")
-}
-KEY_CACHE_SECONDS = 5.0
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
@@ -42,61 +31,6 @@ class Principal:
         """A clinician's one clinic, where its idempotency keys and new cases live."""
         assert self.clinics is not None and len(self.clinics) == 1
         return next(iter(self.clinics))
-
-
-@dataclass
-class RateLimiter:
-    """A token bucket per API token, in this process."""
-
-    per_second: float
-    burst: float
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def check(self, token_id: str) -> None:
-        if self.per_second <= 0:
-            return
-        now = time.monotonic()
-        with self._lock:
-            tokens, since = self._buckets.get(token_id, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - since) * self.per_second)
-            if tokens < 1:
-                wait = max(1, int((1 - tokens) / self.per_second + 0.999))
-                self._buckets[token_id] = (tokens, now)
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    "Too many requests for this token.",
-                    headers={"Retry-After": str(wait)},
-                )
-            self._buckets[token_id] = (tokens - 1, now)
-
-
-@dataclass
-class Services:
-    """What the composition root built, shared by every request."""
-
-    settings: Settings
-    cases: CaseApplication
-    keys: KeyStore
-    limiter: RateLimiter
-    read_models: ReadModels | None = None
-    access: AccessLog | None = None
-    """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
-    _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
-
-    def find_key(self, token: str) -> ApiKey | None:
-        if self.settings.dev and token in DEV_TOKENS:
-            return DEV_TOKENS[token]
-        now = time.monotonic()
-        cached = self._cache.get(token)
-        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
-            return cached[1]
-        key = self.keys.find(token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = (now, key)
-        return key
 
 
 def services(request: Request) -> Services:

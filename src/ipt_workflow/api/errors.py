@@ -14,15 +14,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ipt_workflow.application import (
+from ipt_workflow.application.auditing import VersionNotFoundError
+from ipt_workflow.application.cases import (
     BusyError,
     CaseConflictError,
     CaseNotFoundError,
     IdempotencyKeyReusedError,
     VersionMismatchError,
 )
-from ipt_workflow.audit import VersionNotFoundError
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, InvalidInput
+from ipt_workflow.ops.ratelimit import RateLimited
 
 PROBLEM = "application/problem+json"
 
@@ -205,6 +206,16 @@ def _unavailable(_: Request, _exc: Exception) -> JSONResponse:
     )
 
 
+def _rate_limited(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return problem(
+        429,
+        "rate_limited",
+        "Too many requests for this token.",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 def _internal(_: Request, _exc: Exception) -> JSONResponse:
     return problem(500, "internal_error", "An unexpected error; nothing was written.")
 
@@ -233,6 +244,7 @@ def install(app: FastAPI) -> None:
         (CommandIdReused, _reused),
         (IdempotencyKeyReusedError, _reused),
         (BusyError, _busy),
+        (RateLimited, _rate_limited),
         *[(kind, _unavailable) for kind in DATABASE_DOWN],
         (Exception, _internal),
     ]

@@ -9,7 +9,7 @@ from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import Phase
 
 if TYPE_CHECKING:
-    from ipt_workflow.application import Outcome
+    from ipt_workflow.application.cases import Outcome
 
 _META = {
     "originator_id",

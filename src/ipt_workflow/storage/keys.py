@@ -39,6 +39,14 @@ class ApiKey:
         return ALL_CLINICS in self.clinics
 
 
+DEV_CLINIC = "demo-clinic"
+DEV_KEYS: dict[str, ApiKey] = {
+    f"dev-{role}": ApiKey(f"dev-{role}", role, (DEV_CLINIC,), f"dev-{role}", "")
+    for role in ("clinician", "auditor", "ops")
+}
+"""The fixed tokens of `--dev`, each its own key record."""
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from ipt_workflow import audit
 from ipt_workflow.api import audit_schemas as a
 from ipt_workflow.api import schemas as s
 from ipt_workflow.api.access import CaseReadsDep
@@ -18,6 +17,7 @@ from ipt_workflow.api.deps import Auditor, Reader, ServicesDep
 from ipt_workflow.api.errors import ApiError, responses
 from ipt_workflow.api.fhir import fhir_bundle
 from ipt_workflow.api.views import case_view, history_item
+from ipt_workflow.application import auditing as audit
 from ipt_workflow.storage.audit import parse_checkpoint_keys
 
 cases_router = APIRouter(prefix="/cases", tags=["audit"])

@@ -21,7 +21,7 @@ from ipt_workflow.api.views import (
     missed_answer,
     session_answer,
 )
-from ipt_workflow.application import Outcome
+from ipt_workflow.application.cases import Outcome
 from ipt_workflow.domain.codes import Transition
 from ipt_workflow.domain.commands import (
     AgreeFocus,

@@ -21,13 +21,13 @@ from pydantic import BaseModel
 from ipt_workflow.api.deps import (
     Clinician,
     Principal,
-    Services,
     ServicesDep,
     expected_version,
     idempotency_key,
 )
 from ipt_workflow.api.views import case_view
-from ipt_workflow.application import IdempotencyClaim, Outcome
+from ipt_workflow.application.cases import IdempotencyClaim, Outcome
+from ipt_workflow.composition.bootstrap import Services
 from ipt_workflow.domain.commands import Command, CommandContext
 
 C = TypeVar("C", bound=Command)

@@ -9,10 +9,11 @@ import psycopg_pool
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from ipt_workflow import metrics
-from ipt_workflow.api.deps import Services, ServicesDep
+from ipt_workflow.api.deps import ServicesDep
 from ipt_workflow.api.errors import problem
-from ipt_workflow.supervisor import ProjectionSupervisor
+from ipt_workflow.composition.bootstrap import Services
+from ipt_workflow.ops import metrics
+from ipt_workflow.ops.supervisor import ProjectionSupervisor
 
 NO_TOKEN: dict[str, Any] = {"security": []}
 """Probes and scrapes take no token (api.md: role none)."""

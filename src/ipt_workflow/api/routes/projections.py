@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Query
 from ipt_workflow.api.deps import Principal, ServicesDep, require
 from ipt_workflow.api.errors import ApiError, responses
 from ipt_workflow.api.schemas import Day
+from ipt_workflow.composition.readmodels import ReadModels
 from ipt_workflow.domain.protocols import PROTOCOLS
-from ipt_workflow.readmodels import ReadModels
 from projections.alerts import open_alerts
 from projections.outcomes import figures
 

@@ -17,10 +17,7 @@ from typing import Any
 import structlog
 from eventsourcing.projection import ProjectionRunner
 
-from ipt_workflow import metrics
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.readmodels import projection_env
-from ipt_workflow.settings import Settings, ensure_sqlite_directory
+from ipt_workflow.ops import metrics
 from projections.catalog import CATALOG
 
 Runner = ProjectionRunner[Any, Any]
@@ -33,32 +30,6 @@ FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 30.0
 STOP_WAIT_SECONDS = 5.0
 """How long `stop` waits for a restart in progress (it may wait for the database)."""
-CONNECT_TIMEOUT_SECONDS = "5"
-"""A runner waits this long for a pooled connection, not the library's 30 s: a restart
-during an outage fails soon and is tried again, and a stop is not held up."""
-
-
-def runner_starter(settings: Settings) -> StartOne:
-    """Starts the library's runner of one read model (it resumes from its position)."""
-    ensure_sqlite_directory(settings)
-    env = projection_env(settings)
-    if settings.backend == "postgres":
-        env["POSTGRES_CONNECT_TIMEOUT"] = CONNECT_TIMEOUT_SECONDS
-
-    def start(name: str) -> Runner:
-        entry = CATALOG[name]
-        view = (
-            entry.sqlite_view if settings.backend == "sqlite" else entry.postgres_view
-        )
-        runner: Runner = ProjectionRunner(
-            application_class=CaseApplication,
-            projection_class=entry.projection,
-            view_class=view,
-            env=env,
-        )
-        return runner.__enter__()
-
-    return start
 
 
 class ProjectionSupervisor:
@@ -79,12 +50,6 @@ class ProjectionSupervisor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._heartbeat = heartbeat
-
-    @classmethod
-    def for_settings(
-        cls, settings: Settings, *, heartbeat: Path | None = None
-    ) -> ProjectionSupervisor:
-        return cls(runner_starter(settings), heartbeat=heartbeat)
 
     def start(self) -> ProjectionSupervisor:
         """Start every runner now (errors propagate), then watch them."""

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, TextIO
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from ipt_workflow.application import CaseApplication
-    from ipt_workflow.audit import CaseCheck
-    from ipt_workflow.settings import Settings
+    from ipt_workflow.application.auditing import CaseCheck
+    from ipt_workflow.application.cases import CaseApplication
+    from ipt_workflow.composition.settings import Settings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.audit_command == "verify" and args.file:
         return _verify_file(args.file, keys)
-    from ipt_workflow.bootstrap import build_application
+    from ipt_workflow.composition.builders import build_application
 
     app = build_application(settings)
     try:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _checkpoint(
     app: CaseApplication, keys: list[bytes], settings: Settings, *, if_due: bool
 ) -> int:
-    from ipt_workflow import audit
+    from ipt_workflow.application import auditing as audit
 
     if not keys:
         sys.stderr.write("IPT_CHECKPOINT_KEY is not set: cannot sign a checkpoint\n")
@@ -107,7 +107,7 @@ def _report(check: CaseCheck, out: TextIO) -> None:
 
 
 def _verify_case(app: CaseApplication, case_id: UUID, keys: list[bytes]) -> int:
-    from ipt_workflow import audit
+    from ipt_workflow.application import auditing as audit
 
     check = audit.verify_case(app, case_id, keys)
     if check.events_checked == 0 and check.intact:
@@ -118,7 +118,7 @@ def _verify_case(app: CaseApplication, case_id: UUID, keys: list[bytes]) -> int:
 
 
 def _verify_all(app: CaseApplication, keys: list[bytes]) -> int:
-    from ipt_workflow import audit
+    from ipt_workflow.application import auditing as audit
 
     result = audit.verify_log(app, keys)
     for note in result.notes:
@@ -140,8 +140,8 @@ def _verify_all(app: CaseApplication, keys: list[bytes]) -> int:
 def _export(
     app: CaseApplication, case_id: UUID, keys: list[bytes], output: str | None
 ) -> int:
-    from ipt_workflow import audit
-    from ipt_workflow.application import CaseNotFoundError
+    from ipt_workflow.application import auditing as audit
+    from ipt_workflow.application.cases import CaseNotFoundError
 
     try:
         lines = audit.export_case(app, case_id, keys)
@@ -158,7 +158,7 @@ def _export(
 
 
 def _verify_file(path: str, keys: list[bytes]) -> int:
-    from ipt_workflow import audit
+    from ipt_workflow.application import auditing as audit
 
     try:
         with open(path, encoding="utf-8") as f:

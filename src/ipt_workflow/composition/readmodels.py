@@ -19,9 +19,14 @@ from eventsourcing.projection import ProjectionRunner
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.bootstrap import build_application
-from ipt_workflow.settings import Settings, ensure_sqlite_directory, sqlite_path
+from ipt_workflow.application.cases import CaseApplication
+from ipt_workflow.composition.builders import build_application
+from ipt_workflow.composition.settings import (
+    Settings,
+    ensure_sqlite_directory,
+    sqlite_path,
+)
+from ipt_workflow.ops.supervisor import ProjectionSupervisor, Runner, StartOne
 from projections.base import CASE_TOPICS
 from projections.catalog import CATALOG, Entry
 from projections.store import Batch, PostgresReadModelView, ReadModelView
@@ -263,3 +268,38 @@ def _swap(settings: Settings, entry: Entry, fresh_name: str) -> None:
                     )
                 )
     view.datastore.close()
+
+
+CONNECT_TIMEOUT_SECONDS = "5"
+"""A runner waits this long for a pooled connection, not the library's 30 s: a restart
+during an outage fails soon and is tried again, and a stop is not held up."""
+
+
+def runner_starter(settings: Settings) -> StartOne:
+    """Starts the library's runner of one read model (it resumes from its position)."""
+    ensure_sqlite_directory(settings)
+    env = projection_env(settings)
+    if settings.backend == "postgres":
+        env["POSTGRES_CONNECT_TIMEOUT"] = CONNECT_TIMEOUT_SECONDS
+
+    def start(name: str) -> Runner:
+        entry = CATALOG[name]
+        view = (
+            entry.sqlite_view if settings.backend == "sqlite" else entry.postgres_view
+        )
+        runner: Runner = ProjectionRunner(
+            application_class=CaseApplication,
+            projection_class=entry.projection,
+            view_class=view,
+            env=env,
+        )
+        return runner.__enter__()
+
+    return start
+
+
+def supervised_projections(
+    settings: Settings, *, heartbeat: Path | None = None
+) -> ProjectionSupervisor:
+    """A supervisor of a runner per read model (not started yet)."""
+    return ProjectionSupervisor(runner_starter(settings), heartbeat=heartbeat)

@@ -12,7 +12,6 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from ipt_workflow.courses import Course
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
@@ -26,6 +25,7 @@ from ipt_workflow.domain.commands import (
     StartMiddle,
     Withdraw,
 )
+from ipt_workflow.domain.courses import Course
 from ipt_workflow.domain.errors import DomainError
 
 TODAY = date(2026, 11, 25)

@@ -23,7 +23,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import StoredEvent
 
-from ipt_workflow.application import CaseApplication, CaseNotFoundError
+from ipt_workflow.application.cases import CaseApplication, CaseNotFoundError
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.storage.audit import (
     AuditRecorder,

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ipt_workflow import audit_cli
+from ipt_workflow.cli import audit as audit_cli
 
 if TYPE_CHECKING:
-    from ipt_workflow.settings import Settings
+    from ipt_workflow.composition.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,12 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one `ipt-workflow` command."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from ipt_workflow.demo import run_demo
+        from ipt_workflow.cli.demo import run_demo
 
         run_demo(sys.stdout)
         return 0
     if args.command == "diagram":
-        from ipt_workflow.diagram import phases_markdown
+        from ipt_workflow.cli.diagram import phases_markdown
 
         sys.stdout.write(phases_markdown())
         return 0
@@ -100,7 +100,7 @@ def _settings() -> Settings:
     """The settings from the environment, or exit 2 naming what is wrong."""
     from pydantic import ValidationError
 
-    from ipt_workflow.settings import Settings
+    from ipt_workflow.composition.settings import Settings
 
     try:
         settings = Settings()
@@ -109,43 +109,23 @@ def _settings() -> Settings:
             name = "IPT_" + "_".join(str(p) for p in error["loc"]).upper()
             sys.stderr.write(f"configuration error: {name}: {error['msg']}\n")
         raise SystemExit(2) from None
-    from ipt_workflow.logging import configure_logging
+    from ipt_workflow.ops.logging import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
     return settings
 
 
 def _db_init() -> int:
-    from ipt_workflow.bootstrap import build_application, build_key_store
+    from ipt_workflow.composition.bootstrap import prepare_storage
 
     settings = _settings()
-    build_application(settings).close()
-    build_key_store(settings).close()
-    _create_other_tables(settings)
+    prepare_storage(settings)
     sys.stdout.write(f"tables ready ({settings.backend})\n")
     return 0
 
 
-def _create_other_tables(settings: Settings) -> None:
-    """The read models' and the access log's tables, once, before any worker starts.
-
-    Workers starting together on a fresh PostgreSQL database would race on
-    `CREATE TABLE IF NOT EXISTS` (a unique violation in pg_type), and uvicorn stops
-    every worker when one fails to start.
-    """
-    from ipt_workflow.bootstrap import build_access_log, build_application
-    from ipt_workflow.readmodels import ReadModels
-
-    cases = build_application(settings)
-    try:
-        ReadModels(settings, cases).close()
-    finally:
-        cases.close()
-    build_access_log(settings).close()
-
-
 def _keys(args: argparse.Namespace) -> int:
-    from ipt_workflow.bootstrap import build_key_store
+    from ipt_workflow.composition.builders import build_key_store
     from ipt_workflow.domain.inputs import IDENTIFIER
     from ipt_workflow.storage.keys import ALL_CLINICS, make_key
 
@@ -192,7 +172,7 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _projections(args: argparse.Namespace) -> int:
-    from ipt_workflow import readmodels
+    from ipt_workflow.composition import readmodels
     from projections.catalog import CATALOG
 
     settings = _settings()
@@ -211,14 +191,12 @@ def _projections(args: argparse.Namespace) -> int:
                 f"({report.rate:,.0f} events/s)\n"
             )
         return 0
-    from ipt_workflow.supervisor import ProjectionSupervisor
-
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     heartbeat = Path(args.heartbeat) if args.heartbeat else None
     # A runner that fails (the database went away) is replaced, not fatal (D31).
-    runners = ProjectionSupervisor.for_settings(settings, heartbeat=heartbeat).start()
+    runners = readmodels.supervised_projections(settings, heartbeat=heartbeat).start()
     sys.stdout.write(f"projections running: {', '.join(CATALOG)}\n")
     sys.stdout.flush()
     try:
@@ -243,17 +221,18 @@ def _serve(args: argparse.Namespace) -> int:
         "IPT_RUN_PROJECTIONS", "true" if args.workers == 1 else "false"
     )
     settings = _settings()
+    from ipt_workflow.composition.bootstrap import (
+        prepare_storage,
+        production_problems,
+    )
+
     problems = production_problems(settings)
     if problems:
         for problem in problems:
             sys.stderr.write(f"refusing to start: {problem}\n")
         sys.stderr.write("(for trying the service out, use --dev)\n")
         return 2
-    from ipt_workflow.bootstrap import build_application, build_key_store
-
-    build_application(settings).close()  # create tables once, not in every worker
-    build_key_store(settings).close()
-    _create_other_tables(settings)
+    prepare_storage(settings)  # create tables once, not in every worker
     base = f"http://{args.host}:{args.port}"
     sys.stdout.write(f"ipt-workflow on {base} — interactive docs: {base}/docs\n")
     if settings.dev:
@@ -262,7 +241,7 @@ def _serve(args: argparse.Namespace) -> int:
             "(send `Authorization: Bearer dev-clinician`)\n"
         )
     sys.stdout.flush()
-    from ipt_workflow import metrics
+    from ipt_workflow.ops import metrics
 
     # Several workers share their metrics through files (D32); the folder must
     # start empty, and every worker process inherits where it is.
@@ -289,35 +268,6 @@ def _serve(args: argparse.Namespace) -> int:
         if made_here is not None:
             metrics.remove_multiprocess_dir(made_here)
     return 0
-
-
-def production_problems(settings: Settings) -> list[str]:
-    """Why the service may not serve real clients with these settings."""
-    if settings.dev:
-        return []
-    from ipt_workflow.bootstrap import build_key_store
-    from ipt_workflow.settings import DEV_REFERENCE_KEY
-
-    problems = []
-    if settings.cipher_key is None:
-        problems.append(
-            "IPT_CIPHER_KEY is not set: client data would be stored in clear"
-        )
-    if settings.reference_key.get_secret_value() == DEV_REFERENCE_KEY:
-        problems.append("IPT_REFERENCE_KEY is not set: the client index key is public")
-    if settings.checkpoint_key is None:
-        problems.append(
-            "IPT_CHECKPOINT_KEY is not set: no signed checkpoints would be taken"
-        )
-    store = build_key_store(settings)
-    try:
-        if not store.any_active():
-            problems.append(
-                "no API key exists: create one with `ipt-workflow keys add`"
-            )
-    finally:
-        store.close()
-    return problems
 
 
 if __name__ == "__main__":

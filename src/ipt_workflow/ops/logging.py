@@ -26,7 +26,7 @@ import structlog
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ipt_workflow import metrics
+from ipt_workflow.ops import metrics
 
 CLIENT_FIELDS = frozenset(
     {

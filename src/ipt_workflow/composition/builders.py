@@ -1,13 +1,17 @@
-"""The composition root's one recipe: settings in, a ready case application out."""
+"""The builders of the service's parts from the settings, one part each."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from ipt_workflow.application import CaseApplication
-from ipt_workflow.audit import Checkpointer
-from ipt_workflow.settings import Settings, ensure_sqlite_directory, sqlite_path
+from ipt_workflow.application.auditing import Checkpointer
+from ipt_workflow.application.cases import CaseApplication
+from ipt_workflow.composition.settings import (
+    Settings,
+    ensure_sqlite_directory,
+    sqlite_path,
+)
 from ipt_workflow.storage.access_log import (
     AccessLog,
     PostgresAccessLog,

@@ -1,0 +1,1 @@
+"""The application layer: the case application (the service layer) and auditing."""

@@ -1,0 +1,1 @@
+"""The command line: `ipt-workflow` and its subcommands."""

@@ -1,0 +1,1 @@
+"""Operations: structured logs, metrics, rate limits and supervision of runners."""
