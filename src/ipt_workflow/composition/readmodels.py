@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
 from eventsourcing.projection import ProjectionRunner
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
@@ -34,6 +34,7 @@ from projections.store import Batch, PostgresReadModelView, ReadModelView
 REBUILD_BATCH = 1000
 WAIT_SECONDS = 5.0
 REBUILD_SUFFIX = "_rebuild"
+OPEN_ATTEMPTS = 3
 
 
 def projection_path(settings: Settings, name: str) -> str:
@@ -67,8 +68,21 @@ def open_view(
     view_name = name or entry.name
     env = Environment(view_name, {**os.environ, **projection_env(settings, view_name)})
     factory: Any = InfrastructureFactory.construct(env=env)
-    view: ReadModelView = factory.tracking_recorder(_view_class(settings, entry))
-    return view
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            view: ReadModelView = factory.tracking_recorder(
+                _view_class(settings, entry)
+            )
+        except IntegrityError:
+            # Creating the tables also inserts the library's migration row; when
+            # another process (a runner starting) created them at the same moment,
+            # that insert fails although the tables are ready: open them again.
+            if attempt == OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+        else:
+            return view
+    raise AssertionError("unreachable")
 
 
 def start_runners(settings: Settings) -> list[ProjectionRunner[Any, Any]]:
