@@ -9,6 +9,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 from eventsourcing.utils import get_topic
 
+from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
 from projections.store import Batch, ReadModel, ReadModelView
 
@@ -16,8 +17,8 @@ CASE_TOPICS = tuple(
     get_topic(cls)
     for cls in vars(TherapyCase).values()
     if isinstance(cls, type)
-    and issubclass(cls, TherapyCase.Event)
-    and cls is not TherapyCase.Event
+    and issubclass(cls, events.CaseEvent)
+    and cls is not events.CaseEvent
 )
 
 
@@ -32,5 +33,5 @@ class ReadModelProjection(Projection[ReadModelView]):
         self.view.insert_tracking(tracking)
 
     @process_event.register
-    def _(self, domain_event: TherapyCase.Event, tracking: Tracking) -> None:
+    def _(self, domain_event: events.CaseEvent, tracking: Tracking) -> None:
         self.view.apply(Batch([domain_event], tracking))

@@ -10,14 +10,14 @@ from __future__ import annotations
 from functools import singledispatch
 from typing import Any
 
-from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain import events
 
 Facts = dict[str, Any]
 
 ACUTE = ("beginning", "middle", "end")
 
 
-def new_facts(event: TherapyCase.CaseOpened) -> Facts:
+def new_facts(event: events.CaseOpened) -> Facts:
     return {
         "case_id": str(event.originator_id),
         "clinic_id": event.clinic_id,
@@ -45,9 +45,9 @@ def new_facts(event: TherapyCase.CaseOpened) -> Facts:
     }
 
 
-def evolve(facts: Facts | None, event: TherapyCase.Event) -> Facts | None:
+def evolve(facts: Facts | None, event: events.CaseEvent) -> Facts | None:
     """The facts after one event; a case's first event creates them."""
-    if isinstance(event, TherapyCase.CaseOpened):
+    if isinstance(event, events.CaseOpened):
         return new_facts(event)
     if facts is None:
         return None
@@ -115,24 +115,24 @@ def _seq(facts: Facts) -> int:
 
 
 @singledispatch
-def _apply(_event: TherapyCase.Event, facts: Facts) -> None:
+def _apply(_event: events.CaseEvent, facts: Facts) -> None:
     """Events no read model needs change nothing but the version."""
 
 
 @_apply.register
-def _(event: TherapyCase.PhaseEvent, facts: Facts) -> None:
+def _(event: events.PhaseEvent, facts: Facts) -> None:
     facts["phase"] = event.phase
 
 
 @_apply.register
-def _(event: TherapyCase.EndPhaseStarted, facts: Facts) -> None:
+def _(event: events.EndPhaseStarted, facts: Facts) -> None:
     facts["phase"] = event.phase
     if facts["contract_sessions"] is not None:
         facts["end_started_left"] = facts["contract_sessions"] - counted(facts)
 
 
 @_apply.register
-def _(event: TherapyCase.AcuteTreatmentConcluded, facts: Facts) -> None:
+def _(event: events.AcuteTreatmentConcluded, facts: Facts) -> None:
     facts["phase"] = event.phase
     facts["outcome"] = dict(event.outcome)
     facts["sessions_at_conclusion"] = counted(facts)
@@ -140,7 +140,7 @@ def _(event: TherapyCase.AcuteTreatmentConcluded, facts: Facts) -> None:
 
 
 @_apply.register
-def _(event: TherapyCase.FollowUpAccepted, facts: Facts) -> None:
+def _(event: events.FollowUpAccepted, facts: Facts) -> None:
     facts["phase"] = event.phase
     facts["offer_open"] = None
     facts["follow_up_accepted"] = True
@@ -150,48 +150,48 @@ def _(event: TherapyCase.FollowUpAccepted, facts: Facts) -> None:
 
 
 @_apply.register
-def _(event: TherapyCase.CaseClosed, facts: Facts) -> None:
+def _(event: events.CaseClosed, facts: Facts) -> None:
     facts["phase"] = event.phase
     facts["offer_open"] = None
 
 
 @_apply.register
-def _(event: TherapyCase.CaseWithdrawn, facts: Facts) -> None:
+def _(event: events.CaseWithdrawn, facts: Facts) -> None:
     facts["phase"] = event.phase
     facts["offer_open"] = None
     facts["withdrawn"] = True
 
 
 @_apply.register
-def _(event: TherapyCase.FocusAgreed, facts: Facts) -> None:
+def _(event: events.FocusAgreed, facts: Facts) -> None:
     facts["focus_area"] = event.primary_area
     facts["focus_at_session"] = counted(facts)
 
 
 @_apply.register
-def _(event: TherapyCase.ContractAgreed, facts: Facts) -> None:
+def _(event: events.ContractAgreed, facts: Facts) -> None:
     facts["contract_sessions"] = event.sessions
     facts["frequency"] = event.frequency
 
 
 @_apply.register
-def _(event: TherapyCase.ContractRenegotiated, facts: Facts) -> None:
+def _(event: events.ContractRenegotiated, facts: Facts) -> None:
     facts["contract_sessions"] = event.sessions
     facts["frequency"] = event.frequency
 
 
 @_apply.register
-def _(_event: TherapyCase.ProtocolDeviationRecorded, facts: Facts) -> None:
+def _(_event: events.ProtocolDeviationRecorded, facts: Facts) -> None:
     facts["deviations"] += 1
 
 
 @_apply.register
-def _(event: TherapyCase.CaseReassigned, facts: Facts) -> None:
+def _(event: events.CaseReassigned, facts: Facts) -> None:
     facts["clinician_id"] = event.clinician_id
 
 
 @_apply.register
-def _(event: TherapyCase.SymptomsMeasured, facts: Facts) -> None:
+def _(event: events.SymptomsMeasured, facts: Facts) -> None:
     facts["measures"] = [
         *facts["measures"],
         {
@@ -206,7 +206,7 @@ def _(event: TherapyCase.SymptomsMeasured, facts: Facts) -> None:
 
 
 @_apply.register
-def _(event: TherapyCase.MeasureEnteredInError, facts: Facts) -> None:
+def _(event: events.MeasureEnteredInError, facts: Facts) -> None:
     facts["measures"] = [
         {**m, "voided": True} if i == event.index else m
         for i, m in enumerate(facts["measures"])
@@ -214,7 +214,7 @@ def _(event: TherapyCase.MeasureEnteredInError, facts: Facts) -> None:
 
 
 @_apply.register
-def _(event: TherapyCase.SessionHeld, facts: Facts) -> None:
+def _(event: events.SessionHeld, facts: Facts) -> None:
     if event.number is None:
         return  # uncounted meetings count toward nothing any read model shows
     facts["sessions"] = [
@@ -233,7 +233,7 @@ def _(event: TherapyCase.SessionHeld, facts: Facts) -> None:
 
 
 @_apply.register
-def _(event: TherapyCase.SessionEnteredInError, facts: Facts) -> None:
+def _(event: events.SessionEnteredInError, facts: Facts) -> None:
     facts["sessions"] = [
         {**s, "voided": True}
         if s["number"] == event.number and s["follow_up"] == event.follow_up
@@ -243,7 +243,7 @@ def _(event: TherapyCase.SessionEnteredInError, facts: Facts) -> None:
 
 
 @_apply.register
-def _(event: TherapyCase.FollowUpOffered, facts: Facts) -> None:
+def _(event: events.FollowUpOffered, facts: Facts) -> None:
     facts["follow_up_offered"] = True
     facts["offer_open"] = {
         "kind": event.kind,
@@ -252,5 +252,5 @@ def _(event: TherapyCase.FollowUpOffered, facts: Facts) -> None:
 
 
 @_apply.register
-def _(_event: TherapyCase.FollowUpDeclined, facts: Facts) -> None:
+def _(_event: events.FollowUpDeclined, facts: Facts) -> None:
     facts["offer_open"] = None

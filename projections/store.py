@@ -20,7 +20,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
-from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain import events
 from projections.facts import Facts, evolve
 
 Key = tuple[str, ...]
@@ -50,7 +50,7 @@ class ReadModel(ABC):
 class Batch:
     """Events with the tracking of the last one, applied in one transaction."""
 
-    events: Sequence[TherapyCase.Event]
+    events: Sequence[events.CaseEvent]
     tracking: Tracking
 
 

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from ipt_workflow.application.cases import CaseApplication
 from ipt_workflow.composition.builders import build_application
 from ipt_workflow.composition.settings import Settings, sqlite_path
-from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain import events
 from ipt_workflow.domain.commands import Reassign, RecordMeasure, Withdraw
 from ipt_workflow.domain.courses import Course
 from tests.support.drivers import ThroughApplication
@@ -213,7 +213,7 @@ class TestSnapshots:
         loaded = app.get_case(case_id)
         folded: Any = None
         for event in app.case_events(case_id):
-            folded = cast(TherapyCase.Event, event).mutate(folded)
+            folded = cast(events.CaseEvent, event).mutate(folded)
         app.close()
 
         assert versions == [50, 100]

@@ -17,6 +17,7 @@ from ipt_workflow.application.cases import CaseApplication
 from ipt_workflow.composition import readmodels
 from ipt_workflow.composition.builders import build_application
 from ipt_workflow.composition.settings import Settings
+from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
 from projections.catalog import CATALOG
 from tests.support.caseload import generate
@@ -102,24 +103,24 @@ class Reference:
                 cell[case.outcome["classification"]] += 1
                 cell["residual"] += int(case.outcome["residual"])
                 (concluded_at,) = self._versions(
-                    case_id, TherapyCase.AcuteTreatmentConcluded
+                    case_id, events.AcuteTreatmentConcluded
                 )
                 cell["sessions_at_conclusion"] += self._at(
                     case_id, concluded_at
                 ).counted_sessions()
             cell["follow_up_offered"] += int(
-                bool(self._versions(case_id, TherapyCase.FollowUpOffered))
+                bool(self._versions(case_id, events.FollowUpOffered))
             )
             cell["follow_up_accepted"] += int(
-                bool(self._versions(case_id, TherapyCase.FollowUpAccepted))
+                bool(self._versions(case_id, events.FollowUpAccepted))
             )
             cell["withdrawn"] += int(case.phase == "withdrawn")
         return {k: {m: n for m, n in v.items() if n} for k, v in cells.items()}
 
     def _since_measure(self, case_id: str, case: TherapyCase) -> int:
         # Interleave sessions and measures by the versions of the events recording them.
-        session_versions = self._versions(case_id, TherapyCase.SessionHeld)
-        measure_versions = self._versions(case_id, TherapyCase.SymptomsMeasured)
+        session_versions = self._versions(case_id, events.SessionHeld)
+        measure_versions = self._versions(case_id, events.SymptomsMeasured)
         valid = [
             v
             for v, m in zip(measure_versions, case.measures, strict=True)
@@ -167,8 +168,8 @@ class Reference:
     def fidelity(self) -> list[dict[str, Any]]:
         rows = []
         for case_id, case in sorted(self.cases.items()):
-            focus = self._versions(case_id, TherapyCase.FocusAgreed)
-            ends = self._versions(case_id, TherapyCase.EndPhaseStarted)
+            focus = self._versions(case_id, events.FocusAgreed)
+            ends = self._versions(case_id, events.EndPhaseStarted)
             left = self._at(case_id, ends[0]).acute_sessions_remaining if ends else None
             sessions = case.counted_sessions()
             measures = len([m for m in case.measures if not m["voided"]])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import (
@@ -269,13 +270,13 @@ def recorded(case: TherapyCase) -> tuple[int, int]:
     return len(case.pending_events), case.version
 
 
-def new_events(case: TherapyCase) -> list[TherapyCase.Event]:
-    """Collect the case's pending events, typed as the case's own events."""
-    events = []
+def new_events(case: TherapyCase) -> list[Any]:
+    """Collect the case's pending events (each one of the case's own events)."""
+    found = []
     for event in case.collect_events():
-        assert isinstance(event, TherapyCase.Event)
-        events.append(event)
-    return events
+        assert isinstance(event, events.CaseEvent)
+        found.append(event)
+    return found
 
 
 def names(events: Sequence[object]) -> list[str]:

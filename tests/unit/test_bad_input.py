@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
@@ -591,7 +592,7 @@ class TestNotes:
         case.withdraw(ctx(), Withdraw.parse(reason="other", note="family reasons"))
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.CaseWithdrawn)
+        assert isinstance(event, events.CaseWithdrawn)
         assert (event.reason, event.note) == ("other", "family reasons")
 
     @pytest.mark.parametrize("note", ["", "x" * 501])

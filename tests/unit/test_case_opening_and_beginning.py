@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.commands import (
     AgreeContract,
@@ -310,7 +311,7 @@ class TestAgreeFocus:
         )
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.FocusAgreed)
+        assert isinstance(event, events.FocusAgreed)
         assert event.secondary_note == "short note"
         assert case.focus is not None
         assert "short note" not in case.focus.values()
@@ -471,7 +472,7 @@ class TestRecordDeviation:
         )
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.ProtocolDeviationRecorded)
+        assert isinstance(event, events.ProtocolDeviationRecorded)
         assert (event.rule, event.reason, event.phase) == (
             rule,
             "clinical_judgement",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.commands import (
     AgreeContract,
@@ -229,7 +230,7 @@ class TestSessionKinds:
         )
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.SessionHeld)
+        assert isinstance(event, events.SessionHeld)
         assert (event.number, event.phase, event.follow_up) == (2, "middle", False)
         assert (event.held_on, event.minutes, event.modality) == (
             TODAY.isoformat(),
@@ -478,7 +479,7 @@ class TestRecordMeasure:
         measure(case, 7, "hamd17")
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.SymptomsMeasured)
+        assert isinstance(event, events.SymptomsMeasured)
         assert (event.instrument, event.score, event.phase) == ("hamd17", 7, case.phase)
         assert case.latest_measure is not None
         assert case.latest_measure["instrument"] == "hamd17"

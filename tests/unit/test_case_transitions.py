@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import DeviationRule, Transition
 from ipt_workflow.domain.commands import (
@@ -377,7 +378,7 @@ class TestOfferFollowUp:
         case.offer_follow_up(ctx(), OfferFollowUp.parse(kind=kind))
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.FollowUpOffered)
+        assert isinstance(event, events.FollowUpOffered)
         assert (event.kind, event.automatic) == (kind, False)
         assert case.follow_up_offer is not None
 
@@ -602,7 +603,7 @@ class TestWithdraw:
         case.withdraw(ctx(), Withdraw.parse(reason="dropped_out"))
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.CaseWithdrawn)
+        assert isinstance(event, events.CaseWithdrawn)
         assert (event.from_phase, event.reason) == (from_phase, "dropped_out")
         assert case.phase == "withdrawn"
 
@@ -658,7 +659,7 @@ class TestRenegotiateContract:
         )
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.ContractRenegotiated)
+        assert isinstance(event, events.ContractRenegotiated)
         assert (event.sessions, event.previous_sessions, event.reason) == (
             12,
             16,
@@ -939,7 +940,7 @@ class TestReassign:
         case.reassign(ctx(), Reassign.parse(clinician_id="clinician-2"))
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.CaseReassigned)
+        assert isinstance(event, events.CaseReassigned)
         assert (event.clinician_id, event.previous_clinician_id) == (
             "clinician-2",
             "clinician-1",
@@ -979,7 +980,7 @@ class TestChangeDisputeStage:
         )
 
         event = new_events(case)[-1]
-        assert isinstance(event, TherapyCase.DisputeStageChanged)
+        assert isinstance(event, events.DisputeStageChanged)
         assert (event.stage, event.previous_stage) == ("renegotiation", "impasse")
         assert case.focus is not None
         assert case.focus["dispute_stage"] == "renegotiation"

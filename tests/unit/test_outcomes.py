@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain import events
 from ipt_workflow.domain.commands import Conclude, CorrectEntry, RecordMeasure
 from ipt_workflow.domain.measures import (
     FollowUpKind,
@@ -250,7 +250,7 @@ class TestConcludeClassifiesTheOutcome:
         else:
             assert names(saved) == ["AcuteTreatmentConcluded", "FollowUpOffered"]
             offered = saved[1]
-            assert isinstance(offered, TherapyCase.FollowUpOffered)
+            assert isinstance(offered, events.FollowUpOffered)
             assert (offered.kind, offered.automatic) == (offer, True)
             assert case.follow_up_offer is not None
             assert case.follow_up_offer["kind"] == offer
@@ -262,7 +262,7 @@ class TestConcludeClassifiesTheOutcome:
         case.conclude(ctx(), Conclude.parse())
 
         event = new_events(case)[0]
-        assert isinstance(event, TherapyCase.AcuteTreatmentConcluded)
+        assert isinstance(event, events.AcuteTreatmentConcluded)
         assert event.outcome == {
             "classification": "response",
             "instrument": "phq9",

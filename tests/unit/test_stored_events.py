@@ -12,9 +12,13 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.client_reference import ClientReference
+from ipt_workflow.domain.codes import Transition
+from ipt_workflow.domain.commands import DeclineFollowUp, OfferFollowUp
+from tests.unit.builders import ctx, names, new_events
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STORED = json.loads((FIXTURES / "events-0.1.0.json").read_text())
@@ -57,13 +61,15 @@ def test_the_fixtures_hold_an_event_of_every_class_the_aggregates_record() -> No
     assert wanted <= topics, sorted(wanted - topics)
 
 
-def test_every_stored_event_loads_as_the_class_its_topic_names() -> None:
+def test_every_stored_event_loads_as_a_class_that_is_stored_under_the_same_topic() -> (
+    None
+):
     to_domain = mapper().to_domain_event
 
     for row in STORED:
         event = to_domain(stored(row))
 
-        assert f"{type(event).__module__}:{type(event).__qualname__}" == row["topic"]
+        assert get_topic(type(event)) == row["topic"]
         assert event.originator_version == row["originator_version"]
 
 
@@ -87,3 +93,47 @@ def test_a_snapshot_of_the_earlier_release_restores_the_same_case() -> None:
 
     assert isinstance(case, TherapyCase)
     assert state_of(case) == PINNED["states"][str(case.id)]
+
+
+def test_the_case_events_are_named_and_stored_as_nested_in_the_aggregate() -> None:
+    for name, value in vars(TherapyCase).items():
+        stored = name not in ("Created", "Event")
+        if isinstance(value, type) and hasattr(value, "apply") and stored:
+            assert get_topic(value) == f"ipt_workflow.domain.case:TherapyCase.{name}"
+            assert value.__name__ == name
+
+
+def given(case_id: str, until: str) -> TherapyCase:
+    """A case folded from its stored events, up to (not including) the first `until`."""
+    to_domain = mapper().to_domain_event
+    case = None
+    for row in STORED:
+        if row["originator_id"] != case_id:
+            continue
+        event = to_domain(stored(row))
+        if type(event).__name__ == until:
+            break
+        case = event.mutate(case)
+    assert isinstance(case, TherapyCase)
+    return case
+
+
+class TestGivenEventsOfAnEarlierRelease:
+    def test_when_maintenance_is_offered_after_a_remission_then_the_offer_is_recorded(
+        self,
+    ) -> None:
+        case = given(str(UUID(int=4)), until="FollowUpOffered")
+
+        case.handle(ctx(), OfferFollowUp.parse(kind="maintenance"))
+
+        offered = new_events(case)
+        assert names(offered) == ["FollowUpOffered"]
+        assert (offered[0].kind, offered[0].automatic) == ("maintenance", False)
+
+    def test_when_the_client_declines_then_the_case_may_close(self) -> None:
+        case = given(str(UUID(int=2)), until="FollowUpDeclined")
+
+        case.handle(ctx(), DeclineFollowUp.parse())
+
+        assert names(new_events(case)) == ["FollowUpDeclined"]
+        assert case.why_not()[Transition.close] == []

@@ -10,16 +10,15 @@ every replay.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
-from ipt_workflow.domain import phases
+from ipt_workflow.domain import events, phases
 from ipt_workflow.domain.codes import (
     CorrectedEntry,
-    DeviationRule,
     Disposition,
     Phase,
     Transition,
@@ -116,268 +115,31 @@ def _transition(decided: Callable[[TherapyCase, Record, C, Phase], None]) -> Met
 class TherapyCase(CaseFacts, Aggregate):
     """One client's course of IPT, from opening to closing or withdrawal."""
 
-    # --- events -------------------------------------------------------------
+    # --- events: declared in events.py, named and stored as nested here ---------
 
-    class Event(Aggregate.Event):
-        """Every fact about a case records who, for whom, and which command."""
-
-        recorded_by: str
-        on_behalf_of: str | None
-        command_id: str
-        command_digest: str
-
-        def mutate(self, aggregate: Any) -> Any:
-            case = super().mutate(aggregate)
-            assert case is not None
-            case.applied_commands[self.command_id] = {
-                "digest": self.command_digest,
-                "version": self.originator_version,
-                "session_number": self.session_number(),
-            }
-            return case
-
-        def session_number(self) -> int | None:
-            return None
-
-        def pick(self, *names: str) -> dict[str, Any]:
-            """These facts of the event, as a row of the case's state (lists copied)."""
-            return {
-                n: list(v) if isinstance(v := getattr(self, n), list) else v
-                for n in names
-            }
-
-    class CaseOpened(Event, Aggregate.Created):
-        clinic_id: str
-        client_ref: str
-        protocol: str
-        client_age: int
-        prior_episodes: int
-        clinician_id: str
-        phase: str
-
-        def apply(self, case: TherapyCase) -> None:
-            case.clinic_id, case.client_ref = self.clinic_id, self.client_ref
-            case.protocol_id, case.client_age = self.protocol, self.client_age
-            case.prior_episodes = self.prior_episodes
-            case.clinician_id, case.phase = self.clinician_id, self.phase
-
-    class InterpersonalInventoryRecorded(Event):
-        relationships: list[dict[str, Any]]
-        attachment_style: str | None
-        communication_style: str | None
-
-        def apply(self, case: TherapyCase) -> None:
-            case.inventory = {
-                "relationships": [dict(r) for r in self.relationships],
-                **self.pick("attachment_style", "communication_style"),
-            }
-
-    class FocusAgreed(Event):
-        primary_area: str
-        secondary_area: str | None
-        secondary_reason: str | None
-        secondary_note: str | None
-        dispute_stage: str | None
-
-        def apply(self, case: TherapyCase) -> None:
-            case.focus = self.pick(
-                "primary_area", "secondary_area", "secondary_reason", "dispute_stage"
-            )
-
-    class DisputeStageChanged(Event):
-        stage: str
-        previous_stage: str | None
-
-        def apply(self, case: TherapyCase) -> None:
-            assert case.focus is not None
-            case.focus = {**case.focus, "dispute_stage": self.stage}
-
-    class ContractAgreed(Event):
-        sessions: int
-        frequency: str
-
-        def apply(self, case: TherapyCase) -> None:
-            case.contract = self.pick("sessions", "frequency")
-
-    class ContractRenegotiated(Event):
-        sessions: int
-        frequency: str
-        previous_sessions: int
-        reason: str
-        note: str | None
-        deviation_used: bool
-
-        def apply(self, case: TherapyCase) -> None:
-            case.contract = self.pick("sessions", "frequency")
-            if self.deviation_used:
-                case.deviations = [
-                    {**d, "used": True}
-                    if d["rule"] == DeviationRule.contract_range and not d["used"]
-                    else d
-                    for d in case.deviations
-                ]
-
-    class ProtocolDeviationRecorded(Event):
-        rule: str
-        reason: str
-        note: str | None
-        phase: str
-
-        def apply(self, case: TherapyCase) -> None:
-            row = self.pick("rule", "reason", "note", "phase")
-            row |= {"recorded_at": self.timestamp.isoformat(), "used": False}
-            case.deviations = [*case.deviations, row]
-
-    class SymptomsMeasured(Event):
-        instrument: str
-        score: int
-        measured_on: str
-        phase: str
-
-        def apply(self, case: TherapyCase) -> None:
-            row = self.pick("instrument", "score", "measured_on", "phase")
-            case.measures = [*case.measures, {**row, "voided": False}]
-
-    class SessionHeld(Event):
-        number: int | None
-        follow_up: bool
-        kind: str
-        phase: str
-        held_on: str
-        minutes: int
-        modality: str
-        attendees: list[str]
-        strategies: list[str]
-        communication_aspects: list[str]
-
-        def apply(self, case: TherapyCase) -> None:
-            row = self.pick(
-                "number", "follow_up", "kind", "phase", "held_on", "minutes",
-                "modality", "attendees", "strategies", "communication_aspects",
-            )  # fmt: skip
-            case.sessions = [*case.sessions, {**row, "voided": False}]
-            if self.number is not None and self.follow_up:
-                case.last_follow_up_number = self.number
-            elif self.number is not None:
-                case.last_session_number = self.number
-
-        def session_number(self) -> int | None:
-            return self.number
-
-    class SessionMissed(Event):
-        scheduled_on: str
-        reason: str
-        note: str | None
-        phase: str
-
-        def apply(self, case: TherapyCase) -> None:
-            row = self.pick("scheduled_on", "reason", "phase")
-            case.missed_sessions = [*case.missed_sessions, row]
-
-    class SessionEnteredInError(Event):
-        number: int
-        follow_up: bool
-        reason: str
-        note: str | None
-
-        def apply(self, case: TherapyCase) -> None:
-            case.sessions = [
-                {**s, "voided": True}
-                if s["number"] == self.number and s["follow_up"] == self.follow_up
-                else s
-                for s in case.sessions
-            ]
-
-    class MeasureEnteredInError(Event):
-        index: int
-        instrument: str
-        measured_on: str
-        reason: str
-        note: str | None
-
-        def apply(self, case: TherapyCase) -> None:
-            case.measures = [
-                {**m, "voided": True} if i == self.index else m
-                for i, m in enumerate(case.measures)
-            ]
-
-    class CaseReassigned(Event):
-        clinician_id: str
-        previous_clinician_id: str
-
-        def apply(self, case: TherapyCase) -> None:
-            case.clinician_id = self.clinician_id
-
-    class PhaseEvent(Event):
-        """An event that moves the case to another phase."""
-
-        phase: str
-
-        def apply(self, case: TherapyCase) -> None:
-            case.phase = self.phase
-
-    class MiddlePhaseStarted(PhaseEvent):
-        pass
-
-    class EndPhaseStarted(PhaseEvent):
-        pass
-
-    class AcuteTreatmentConcluded(PhaseEvent):
-        outcome: dict[str, Any]
-        maintenance_discussed: bool
-
-        def apply(self, case: TherapyCase) -> None:
-            super().apply(case)
-            case.outcome = dict(self.outcome)
-            case.maintenance_discussed = self.maintenance_discussed
-
-    class FollowUpOffered(Event):
-        kind: str
-        automatic: bool
-
-        def apply(self, case: TherapyCase) -> None:
-            offer = self.pick("kind", "automatic")
-            offer |= {"offered_at": self.timestamp.isoformat(), "decision": None}
-            case.offers = [*case.offers, offer]
-
-    class FollowUpAccepted(PhaseEvent):
-        kind: str
-        contract: dict[str, Any] | None
-
-        def apply(self, case: TherapyCase) -> None:
-            super().apply(case)
-            case.offers = [
-                *case.offers[:-1],
-                {**case.offers[-1], "decision": "accepted"},
-            ]
-            case.follow_up_contract = self.contract and dict(self.contract)
-
-    class FollowUpDeclined(Event):
-        kind: str
-
-        def apply(self, case: TherapyCase) -> None:
-            case.offers = [
-                *case.offers[:-1],
-                {**case.offers[-1], "decision": "declined"},
-            ]
-
-    class CaseClosed(PhaseEvent):
-        disposition: str
-        reason: str | None
-        note: str | None
-
-        def apply(self, case: TherapyCase) -> None:
-            super().apply(case)
-            case.ending = self.pick("disposition", "reason")
-
-    class CaseWithdrawn(PhaseEvent):
-        reason: str
-        note: str | None
-        from_phase: str
-
-        def apply(self, case: TherapyCase) -> None:
-            super().apply(case)
-            case.ending = {"disposition": "withdrawn", "reason": self.reason}
+    Event = events.CaseEvent
+    CaseOpened = events.CaseOpened
+    InterpersonalInventoryRecorded = events.InterpersonalInventoryRecorded
+    FocusAgreed = events.FocusAgreed
+    DisputeStageChanged = events.DisputeStageChanged
+    ContractAgreed = events.ContractAgreed
+    ContractRenegotiated = events.ContractRenegotiated
+    ProtocolDeviationRecorded = events.ProtocolDeviationRecorded
+    SymptomsMeasured = events.SymptomsMeasured
+    SessionHeld = events.SessionHeld
+    SessionMissed = events.SessionMissed
+    SessionEnteredInError = events.SessionEnteredInError
+    MeasureEnteredInError = events.MeasureEnteredInError
+    CaseReassigned = events.CaseReassigned
+    PhaseEvent = events.PhaseEvent
+    MiddlePhaseStarted = events.MiddlePhaseStarted
+    EndPhaseStarted = events.EndPhaseStarted
+    AcuteTreatmentConcluded = events.AcuteTreatmentConcluded
+    FollowUpOffered = events.FollowUpOffered
+    FollowUpAccepted = events.FollowUpAccepted
+    FollowUpDeclined = events.FollowUpDeclined
+    CaseClosed = events.CaseClosed
+    CaseWithdrawn = events.CaseWithdrawn
 
     # --- state ----------------------------------------------------------------
 
@@ -706,7 +468,7 @@ class TherapyCase(CaseFacts, Aggregate):
         self,
         ctx: CommandContext,
         command: Command,
-        event_class: type[TherapyCase.Event],
+        event_class: type[events.CaseEvent],
         **facts: Any,
     ) -> None:
         self.trigger_event(event_class, **_meta(ctx, command), **facts)
@@ -735,8 +497,3 @@ def _refuse_if(violations: list[Violation]) -> None:
 def _value(code: Any) -> Any:
     """A code's value, or None."""
     return None if code is None else code.value
-
-
-def _decided(offers: Sequence[Mapping[str, Any]], decision: str) -> list[Any]:
-    """The offers, with the client's decision on the last one."""
-    return [*offers[:-1], {**offers[-1], "decision": decision}]

@@ -14,14 +14,7 @@ from ipt_workflow.domain.rules.focus import focus_agreed, inventory_recorded
 def start_middle(facts: CaseFacts, command: StartMiddle | None) -> list[Violation]:
     """A counted beginning session, a baseline measure, the inventory, the focus and
     the contract; for fb-ipt, a session attended by a parent."""
-    v = []
-    if facts.counted_sessions(Phase.beginning) == 0:
-        v.append(
-            Violation(
-                "beginning_session_required",
-                "At least one counted session must be held in the beginning phase.",
-            )
-        )
+    v = _session_held_in(facts, Phase.beginning)
     if facts.baseline is None:
         v.append(
             Violation(
@@ -47,14 +40,7 @@ def start_middle(facts: CaseFacts, command: StartMiddle | None) -> list[Violatio
 def start_end(facts: CaseFacts, command: StartEnd | None) -> list[Violation]:
     """A counted middle session; the sessions left in the contract are within the
     end phase's range."""
-    v = []
-    if facts.counted_sessions(Phase.middle) == 0:
-        v.append(
-            Violation(
-                "middle_session_required",
-                "At least one counted session must be held in the middle phase.",
-            )
-        )
+    v = _session_held_in(facts, Phase.middle)
     left = facts.acute_sessions_remaining
     end_range = facts.protocol.end_sessions
     if left is not None and left not in end_range:
@@ -96,3 +82,13 @@ def conclude(facts: CaseFacts, command: Conclude | None) -> list[Violation]:
 def withdraw(facts: CaseFacts, command: Withdraw | None) -> list[Violation]:
     """A withdrawal reason (checked as input); allowed from every phase not final."""
     return []
+
+
+def _session_held_in(facts: CaseFacts, phase: Phase) -> list[Violation]:
+    """A counted session held in `phase` (the next phase needs one)."""
+    if facts.counted_sessions(phase):
+        return []
+    message = f"At least one counted session must be held in the {phase.value} phase."
+    if phase == Phase.beginning:
+        return [Violation("beginning_session_required", message)]
+    return [Violation("middle_session_required", message)]

@@ -1,0 +1,317 @@
+"""The events of a case: every fact about it, as stored and as auditors read it.
+
+Each event's `apply` only assigns (it runs again on every replay). The events are the
+aggregate's (`TherapyCase.CaseOpened` ...): they are named, and stored under topics,
+as if nested in it (`ipt_workflow.domain.case:TherapyCase.<Name>`), which is where
+the first release declared them; their names are the public event types of the
+history and must never change (evolve them by upcasting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from eventsourcing.domain import Aggregate
+
+from ipt_workflow.domain.codes import DeviationRule
+
+if TYPE_CHECKING:
+    from ipt_workflow.domain.case import TherapyCase
+
+TOPIC_PREFIX = "ipt_workflow.domain.case:TherapyCase."
+
+
+class CaseEvent(Aggregate.Event):
+    """Every fact about a case records who, for whom, and which command."""
+
+    TOPIC: ClassVar[str]
+    """Where the library stores it: as nested in the aggregate (see above)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.TOPIC = TOPIC_PREFIX + cls.__name__
+
+    recorded_by: str
+    on_behalf_of: str | None
+    command_id: str
+    command_digest: str
+
+    def mutate(self, aggregate: Any) -> Any:
+        case = super().mutate(aggregate)
+        assert case is not None
+        case.applied_commands[self.command_id] = {
+            "digest": self.command_digest,
+            "version": self.originator_version,
+            "session_number": self.session_number(),
+        }
+        return case
+
+    def session_number(self) -> int | None:
+        return None
+
+    def pick(self, *names: str) -> dict[str, Any]:
+        """These facts of the event, as a row of the case's state (lists copied)."""
+        return {
+            n: list(v) if isinstance(v := getattr(self, n), list) else v for n in names
+        }
+
+
+class CaseOpened(CaseEvent, Aggregate.Created):
+    clinic_id: str
+    client_ref: str
+    protocol: str
+    client_age: int
+    prior_episodes: int
+    clinician_id: str
+    phase: str
+
+    def apply(self, case: TherapyCase) -> None:
+        case.clinic_id, case.client_ref = self.clinic_id, self.client_ref
+        case.protocol_id, case.client_age = self.protocol, self.client_age
+        case.prior_episodes = self.prior_episodes
+        case.clinician_id, case.phase = self.clinician_id, self.phase
+
+
+class InterpersonalInventoryRecorded(CaseEvent):
+    relationships: list[dict[str, Any]]
+    attachment_style: str | None
+    communication_style: str | None
+
+    def apply(self, case: TherapyCase) -> None:
+        case.inventory = {
+            "relationships": [dict(r) for r in self.relationships],
+            **self.pick("attachment_style", "communication_style"),
+        }
+
+
+class FocusAgreed(CaseEvent):
+    primary_area: str
+    secondary_area: str | None
+    secondary_reason: str | None
+    secondary_note: str | None
+    dispute_stage: str | None
+
+    def apply(self, case: TherapyCase) -> None:
+        case.focus = self.pick(
+            "primary_area", "secondary_area", "secondary_reason", "dispute_stage"
+        )
+
+
+class DisputeStageChanged(CaseEvent):
+    stage: str
+    previous_stage: str | None
+
+    def apply(self, case: TherapyCase) -> None:
+        assert case.focus is not None
+        case.focus = {**case.focus, "dispute_stage": self.stage}
+
+
+class ContractAgreed(CaseEvent):
+    sessions: int
+    frequency: str
+
+    def apply(self, case: TherapyCase) -> None:
+        case.contract = self.pick("sessions", "frequency")
+
+
+class ContractRenegotiated(CaseEvent):
+    sessions: int
+    frequency: str
+    previous_sessions: int
+    reason: str
+    note: str | None
+    deviation_used: bool
+
+    def apply(self, case: TherapyCase) -> None:
+        case.contract = self.pick("sessions", "frequency")
+        if self.deviation_used:
+            case.deviations = [
+                {**d, "used": True}
+                if d["rule"] == DeviationRule.contract_range and not d["used"]
+                else d
+                for d in case.deviations
+            ]
+
+
+class ProtocolDeviationRecorded(CaseEvent):
+    rule: str
+    reason: str
+    note: str | None
+    phase: str
+
+    def apply(self, case: TherapyCase) -> None:
+        row = self.pick("rule", "reason", "note", "phase")
+        row |= {"recorded_at": self.timestamp.isoformat(), "used": False}
+        case.deviations = [*case.deviations, row]
+
+
+class SymptomsMeasured(CaseEvent):
+    instrument: str
+    score: int
+    measured_on: str
+    phase: str
+
+    def apply(self, case: TherapyCase) -> None:
+        row = self.pick("instrument", "score", "measured_on", "phase")
+        case.measures = [*case.measures, {**row, "voided": False}]
+
+
+class SessionHeld(CaseEvent):
+    number: int | None
+    follow_up: bool
+    kind: str
+    phase: str
+    held_on: str
+    minutes: int
+    modality: str
+    attendees: list[str]
+    strategies: list[str]
+    communication_aspects: list[str]
+
+    def apply(self, case: TherapyCase) -> None:
+        row = self.pick(
+            "number", "follow_up", "kind", "phase", "held_on", "minutes",
+            "modality", "attendees", "strategies", "communication_aspects",
+        )  # fmt: skip
+        case.sessions = [*case.sessions, {**row, "voided": False}]
+        if self.number is not None and self.follow_up:
+            case.last_follow_up_number = self.number
+        elif self.number is not None:
+            case.last_session_number = self.number
+
+    def session_number(self) -> int | None:
+        return self.number
+
+
+class SessionMissed(CaseEvent):
+    scheduled_on: str
+    reason: str
+    note: str | None
+    phase: str
+
+    def apply(self, case: TherapyCase) -> None:
+        row = self.pick("scheduled_on", "reason", "phase")
+        case.missed_sessions = [*case.missed_sessions, row]
+
+
+class SessionEnteredInError(CaseEvent):
+    number: int
+    follow_up: bool
+    reason: str
+    note: str | None
+
+    def apply(self, case: TherapyCase) -> None:
+        case.sessions = [
+            {**s, "voided": True}
+            if s["number"] == self.number and s["follow_up"] == self.follow_up
+            else s
+            for s in case.sessions
+        ]
+
+
+class MeasureEnteredInError(CaseEvent):
+    index: int
+    instrument: str
+    measured_on: str
+    reason: str
+    note: str | None
+
+    def apply(self, case: TherapyCase) -> None:
+        case.measures = [
+            {**m, "voided": True} if i == self.index else m
+            for i, m in enumerate(case.measures)
+        ]
+
+
+class CaseReassigned(CaseEvent):
+    clinician_id: str
+    previous_clinician_id: str
+
+    def apply(self, case: TherapyCase) -> None:
+        case.clinician_id = self.clinician_id
+
+
+class PhaseEvent(CaseEvent):
+    """An event that moves the case to another phase."""
+
+    phase: str
+
+    def apply(self, case: TherapyCase) -> None:
+        case.phase = self.phase
+
+
+class MiddlePhaseStarted(PhaseEvent):
+    pass
+
+
+class EndPhaseStarted(PhaseEvent):
+    pass
+
+
+class AcuteTreatmentConcluded(PhaseEvent):
+    outcome: dict[str, Any]
+    maintenance_discussed: bool
+
+    def apply(self, case: TherapyCase) -> None:
+        super().apply(case)
+        case.outcome = dict(self.outcome)
+        case.maintenance_discussed = self.maintenance_discussed
+
+
+class FollowUpOffered(CaseEvent):
+    kind: str
+    automatic: bool
+
+    def apply(self, case: TherapyCase) -> None:
+        offer = self.pick("kind", "automatic")
+        offer |= {"offered_at": self.timestamp.isoformat(), "decision": None}
+        case.offers = [*case.offers, offer]
+
+
+class FollowUpAccepted(PhaseEvent):
+    kind: str
+    contract: dict[str, Any] | None
+
+    def apply(self, case: TherapyCase) -> None:
+        super().apply(case)
+        case.offers = [
+            *case.offers[:-1],
+            {**case.offers[-1], "decision": "accepted"},
+        ]
+        case.follow_up_contract = self.contract and dict(self.contract)
+
+
+class FollowUpDeclined(CaseEvent):
+    kind: str
+
+    def apply(self, case: TherapyCase) -> None:
+        case.offers = [
+            *case.offers[:-1],
+            {**case.offers[-1], "decision": "declined"},
+        ]
+
+
+class CaseClosed(PhaseEvent):
+    disposition: str
+    reason: str | None
+    note: str | None
+
+    def apply(self, case: TherapyCase) -> None:
+        super().apply(case)
+        case.ending = self.pick("disposition", "reason")
+
+
+class CaseWithdrawn(PhaseEvent):
+    reason: str
+    note: str | None
+    from_phase: str
+
+    def apply(self, case: TherapyCase) -> None:
+        super().apply(case)
+        case.ending = {"disposition": "withdrawn", "reason": self.reason}
+
+
+def _decided(offers: Sequence[Mapping[str, Any]], decision: str) -> list[Any]:
+    """The offers, with the client's decision on the last one."""
+    return [*offers[:-1], {**offers[-1], "decision": decision}]
