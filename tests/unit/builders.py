@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
+
 from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import Phase
@@ -21,6 +23,7 @@ from ipt_workflow.domain.commands import (
     CommandContext,
     CommandResult,
     Conclude,
+    OpenCase,
 )
 from ipt_workflow.domain.courses import Course
 from ipt_workflow.domain.errors import GuardFailed, InvalidInput
@@ -95,9 +98,15 @@ def open_case(
     protocol: str = "ipt",
     age: int | None = None,
     prior_episodes: int = 0,
+    intake_on: date | None = None,
 ) -> TherapyCase:
-    """A case just opened under `protocol`, for a client of a suitable age."""
+    """A case just opened under `protocol`, for a client of a suitable age (its
+    intake on `intake_on`, by default the day it is opened)."""
     opening = course(protocol, age=age, prior_episodes=prior_episodes).opening()
+    if intake_on is not None:
+        opening = OpenCase.parse(
+            today=TODAY, **{**opening.params(), "intake_on": intake_on}
+        )
     return TherapyCase.open(ctx(), opening)
 
 
@@ -116,7 +125,7 @@ def agree_focus(
 
 
 def measure(
-    case: TherapyCase, score: int, instrument: str = "phq9", on: date = TODAY
+    case: TherapyCase, score: int, instrument: str | None = None, on: date = TODAY
 ) -> CommandResult:
     return run(case, course(case.protocol_id).measure(score, instrument, on))
 
@@ -177,8 +186,8 @@ def driven(
 
 def beginning_ready(
     protocol: str = "ipt",
-    baseline: int = 20,
-    instrument: str = "phq9",
+    baseline: int | None = None,
+    instrument: str | None = None,
     prior_episodes: int = 0,
     contract: int | None = None,
 ) -> TherapyCase:
@@ -207,9 +216,9 @@ def in_end(protocol: str = "ipt", **details: Any) -> TherapyCase:
 
 def ready_to_conclude(
     protocol: str = "ipt",
-    baseline: int = 20,
-    final: int = 8,
-    instrument: str = "phq9",
+    baseline: int | None = None,
+    final: int | None = None,
+    instrument: str | None = None,
     prior_episodes: int = 0,
 ) -> TherapyCase:
     """A case in the end phase with its minimum sessions and a final measure."""
@@ -229,9 +238,9 @@ def ready_to_conclude(
 
 def concluded(
     protocol: str = "ipt",
-    baseline: int = 20,
-    final: int = 8,
-    instrument: str = "phq9",
+    baseline: int | None = None,
+    final: int | None = None,
+    instrument: str | None = None,
     prior_episodes: int = 0,
 ) -> TherapyCase:
     """A concluded case. phq9 20 → 8 is a response: a continuation offer is open."""
@@ -291,3 +300,11 @@ def rules_of(refused: GuardFailed) -> list[str]:
 def fields_of(invalid: InvalidInput) -> list[str]:
     """The fields named by a bad-input refusal, in its order."""
     return [e.field for e in invalid.errors]
+
+
+def refusal(case: TherapyCase, command: Command) -> tuple[list[str], bool]:
+    """The rule codes a refused command names, and whether it recorded nothing."""
+    before = recorded(case)
+    with pytest.raises(GuardFailed) as refused:
+        case.handle(ctx(), command)
+    return rules_of(refused.value), recorded(case) == before

@@ -311,7 +311,8 @@ class TestRecordMeasure:
     def test_a_score_at_either_end_of_the_instruments_range_is_accepted(
         self, instrument: str, score: int
     ) -> None:
-        case = open_case()
+        # An adolescent: every instrument is validated at 12 to 17 (domain.md §8).
+        case = open_case("ipt-a", age=15)
 
         case.record_measure(
             ctx(),

@@ -89,7 +89,9 @@ class TestSessionNumbersAtTheDefaultContract:
         assert middle == numbers(spec.beginning_max + 1, spec.middle_last)
         assert middle_refusal == ["middle_session_limit"]
         assert end == numbers(spec.middle_last + 1, spec.default_contract)
-        assert end_refusal == ["contract_session_limit"]
+        # At the end minimum the end phase is full too (ipt-b: 2 to 2 end sessions).
+        full = ["end_phase_session_limit"] if spec.end_max == spec.end_min else []
+        assert end_refusal == ["contract_session_limit", *full]
 
     @pytest.mark.parametrize("protocol", PROTOCOL_NAMES)
     def test_a_phase_at_its_limit_stays_in_its_phase_and_records_nothing(
@@ -524,7 +526,7 @@ class TestCorrectEntry:
         assert refusal == ["beginning_session_limit"]
         assert [s["number"] for s in case.sessions if not s["voided"]] == [1, 3, 4]
 
-    def test_a_voided_middle_session_gives_back_its_slot_in_the_middle_phase(
+    def test_a_voided_middle_session_keeps_its_number_so_it_gives_back_no_slot(
         self,
     ) -> None:
         case = in_middle("ipt")
@@ -538,8 +540,9 @@ class TestCorrectEntry:
         )
         accepted, refusal = sessions_until_refused(case)
 
-        assert accepted == [15]
+        assert accepted == []
         assert refusal == ["middle_session_limit"]
+        assert case.acute_sessions_remaining == 2
 
     def test_a_voided_measure_is_no_longer_the_baseline(self) -> None:
         case = open_case()

@@ -12,7 +12,24 @@ out-of-range counts, unknown kinds, reused command ids). After every step:
 4. a refused command (or a replayed retry) changed nothing;
 5. "why not" agrees with what a transition command does (decision D4);
 6. acute session numbers are 1, 2, 3, ... in recording order, never reused
-   (decision D3), and the outcome at conclude follows §5.
+   (decision D3), and the outcome at conclude follows §5;
+7. the outcome shown always equals the classification of the current baseline and
+   final, computed here from the measures (§5, §7: earliest-dated beginning measure,
+   latest-dated end measure on its instrument); a correction that changes the class
+   records OutcomeRevised, an open offer follows the current class, and a class
+   changed after the client's decision is marked so;
+8. no phase holds more counted sessions than its maximum (beginning: the limit with
+   its deviations; middle: by number; end: the protocol's end maximum; acute: the
+   contract; follow-up: its contract), and nothing is dated more than 30 days
+   before the intake;
+9. there is no dead end: from every phase that is not final, commands other than
+   withdraw bring a copy of the case to its next phase (a bounded plan that
+   answers each reason the case gives, see `way_forward`);
+10. risk flags, their reviews, suspected relapse and termination tasks are what §8
+    says for the commands that were accepted.
+
+Cases are opened with an intake date up to 430 days back (the dated commands go back
+400 days), so dated commands are mostly accepted and now and then refused.
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ from hypothesis import event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from ipt_workflow.api.views import case_view
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import (
     AttachmentStyle,
@@ -50,8 +68,10 @@ from ipt_workflow.domain.codes import (
     Phase,
     RelationshipRole,
     RenegotiationReason,
+    RiskReviewOutcome,
     SecondaryAreaReason,
     Strategy,
+    TerminationTask,
     Transition,
     WithdrawalReason,
 )
@@ -68,7 +88,7 @@ from ipt_workflow.domain.errors import (
     InvalidInput,
     Violation,
 )
-from ipt_workflow.domain.phases import PhaseMachine, sources
+from ipt_workflow.domain.phases import GUARDS, PhaseMachine, sources
 from ipt_workflow.domain.protocols import (
     INSTRUMENTS,
     PROTOCOLS,
@@ -95,9 +115,20 @@ DECLARED: frozenset[tuple[str, str, str]] = frozenset(
     for event_ in t.events
 )
 
-# §5, written out again so the aggregate is checked against the table itself.
+# §5 and §8, written out again so the aggregate is checked against the text itself.
 REMISSION_MAX = {"phq9": 4, "hamd17": 7, "bdi2": 13, "cdrsr": 28}
 FLOOR = {"phq9": 0, "hamd17": 0, "bdi2": 0, "cdrsr": 17}
+RELAPSE_AFTER_REMISSION = {"phq9": 5, "hamd17": 8, "bdi2": 14, "cdrsr": 40}
+RISK_INSTRUMENTS = ("phq9", "bdi2")
+AGE_OF = {"phq9": (12, 130), "bdi2": (12, 130), "hamd17": (12, 130), "cdrsr": (6, 17)}
+INTAKE_GRACE = timedelta(days=30)
+TASKS = [str(t.value) for t in TerminationTask]
+MEETING_ENTRIES = {
+    SessionKind.engagement: "engagement",
+    SessionKind.individual_pre_group: "pre_group",
+    SessionKind.individual_mid_group: "mid_group",
+    SessionKind.individual_post_group: "post_group",
+}
 
 PROTOCOL_IDS = ("ipt@1", "ipt-a@1", "fb-ipt@1", "ipt-g@1", "ipt-b@1")
 TRANSITION_METHODS = frozenset(t.value for t in Transition)
@@ -199,39 +230,282 @@ class Attempt:
     """For a transition sent with a complete, valid body: why-not just before."""
     retry_of: Sent | None = None
     same_command: bool = True
-    middle_position: tuple[int, int] | None = None
-    """For a counted middle session: (its position, contract − end minimum)."""
+    middle_number: tuple[int, int] | None = None
+    """For a counted middle session: (its number, contract − end minimum)."""
     expected_number: int | None = None
     expected_outcome: tuple[str, str | None] | None = None
     offer_after: str | None = None
     """For conclude: the kind of the offer open right after it."""
+    outcome_after: str | None = None
+    """For conclude: the classification right after it (a later correction in the
+    same step may revise it, §7)."""
     new_session: dict[str, Any] | None = None
+    class_before: str | None = None
+    """The class the measures gave just before the command (once concluded)."""
+    class_after: str | None = None
+    recorded: list[str] | None = None
+    """The names of the events an accepted command recorded."""
+    relapse_expected: bool | None = None
+    """For a measure in follow-up: does §8 call it a suspected relapse?"""
+
+
+def baseline_and_final(
+    case: TherapyCase,
+) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """The baseline and the final by §7, computed here from the measures."""
+    live = sorted(
+        ((m["measured_on"], i, m) for i, m in enumerate(case.measures)),
+        key=lambda t: (t[0], t[1]),
+    )
+    dated = [m for _, _, m in live if not m["voided"]]
+    pool = [m for m in dated if m["phase"] == Phase.beginning] or dated
+    if not pool:
+        return None, None
+    base = pool[0]
+    finals = [
+        m
+        for m in dated
+        if m["phase"] == Phase.end
+        and m["instrument"] == base["instrument"]
+        and m is not base
+    ]
+    return base, (finals[-1] if finals else None)
+
+
+def classify(instrument: str, b: int, f: int) -> str:
+    if f <= REMISSION_MAX[instrument]:
+        return "remission"
+    span = b - FLOOR[instrument]
+    r = Fraction(b - f, span) if span else Fraction(0)
+    if r >= Fraction(1, 2):
+        return "response"
+    if r >= Fraction(1, 4):
+        return "partial_response"
+    return "no_response"
+
+
+def automatic(cls: str, prior_episodes: int) -> str | None:
+    """The offer §5 makes for a class."""
+    if cls == "remission":
+        return "maintenance" if prior_episodes >= 3 else None
+    return "referral" if cls == "no_response" else "continuation"
+
+
+def current_class(case: TherapyCase) -> str | None:
+    base, final = baseline_and_final(case)
+    if base is None or final is None:
+        return None
+    return classify(base["instrument"], base["score"], final["score"])
 
 
 def expected_outcome(case: TherapyCase) -> tuple[str, str | None] | None:
     """(class, automatic offer) per §5, from the measures as they are now."""
-    valid = [m for m in case.measures if not m["voided"]]
-    if not valid:
+    cls = current_class(case)
+    return None if cls is None else (cls, automatic(cls, case.prior_episodes))
+
+
+def fitting(age: int) -> list[Instrument]:
+    """The instruments §8 allows at this age."""
+    return [i for i in Instrument if AGE_OF[i.value][0] <= age <= AGE_OF[i.value][1]]
+
+
+class WayForward:
+    """A bounded plan that brings a copy of a case to its next phase, answering
+    each reason the case gives with the command a clinic would send (never
+    withdraw). If it gets stuck, the case is at a dead end (or the plan is too
+    simple: its log says which, step by step)."""
+
+    STEPS = 60
+
+    def __init__(self, case: TherapyCase) -> None:
+        self.case: TherapyCase = pickle.loads(pickle.dumps(case))
+        self.protocol: Protocol = self.case.protocol
+        self.log: list[str] = []
+
+    def run(self) -> bool:
+        start = self.case.phase
+        step = getattr(self, f"_{start}")
+        for _ in range(self.STEPS):
+            if self.case.phase != start:
+                return True
+            if not step():
+                return False
+        return False
+
+    # --- sending, and what the case says ------------------------------------------
+
+    def send(self, name: str, **raw: Any) -> list[str] | None:
+        """The rules that refused the command, or None if it was accepted."""
+        command = COMMANDS[name].parse(today=TODAY, **raw)
+        ctx = CommandContext(
+            recorded_by="planner", today=TODAY, command_id=f"plan-{len(self.log)}"
+        )
+        try:
+            self.case.handle(ctx, command)
+        except GuardFailed as refused:
+            rules = [v.rule for v in refused.violations]
+            self.log.append(f"{name}({raw}) refused: {rules}")
+            return rules
+        self.log.append(f"{name}({raw}) ok: phase={self.case.phase}")
         return None
-    base = valid[0]
-    finals = [
-        m
-        for m in valid[1:]
-        if m["phase"] == Phase.end and m["instrument"] == base["instrument"]
-    ]
-    if not finals:
-        return None
-    instrument, b, f = base["instrument"], base["score"], finals[-1]["score"]
-    if f <= REMISSION_MAX[instrument]:
-        maintenance = case.prior_episodes >= 3
-        return "remission", "maintenance" if maintenance else None
-    span = b - FLOOR[instrument]
-    r = Fraction(b - f, span) if span else Fraction(0)
-    if r >= Fraction(1, 2):
-        return "response", "continuation"
-    if r >= Fraction(1, 4):
-        return "partial_response", "continuation"
-    return "no_response", "referral"
+
+    def reasons(self, t: Transition) -> list[str]:
+        return [v.rule for v in GUARDS[t](self.case, None)]
+
+    # --- the commands a plan uses -------------------------------------------------
+
+    def floor(self) -> int:
+        """The lowest contract §7 allows now, computed here."""
+        acute = counted(self.case)
+        before_end = self.case.phase in (Phase.beginning, Phase.middle)
+        held_middle = any(s["phase"] == Phase.middle for s in acute)
+        middle = 1 if before_end and not held_middle else 0
+        end_held = sum(1 for s in acute if s["phase"] == Phase.end)
+        owed: int = max(0, self.protocol.end_sessions.low - end_held)
+        last: int = self.case.last_session_number
+        return last + middle + owed
+
+    def contract_of(self, count: int) -> bool:
+        """Agree, or renegotiate to, `count` sessions (at least the floor), with a
+        contract_range deviation if it is outside the protocol's range."""
+        count = max(count, self.floor())
+        case = self.case
+        if case.contract is None:
+            allowed = self.protocol.contract_sessions
+            count = max(count, allowed.low)
+            if count > allowed.high:
+                self.log.append(f"no contract of {count} can be agreed")
+                return False
+            return self.send("agree_contract", sessions=count) is None
+        if count not in self.protocol.contract_sessions and not (
+            case.unused_deviations(DeviationRule.contract_range)
+        ):
+            self.send("record_deviation", rule="contract_range", reason="crisis")
+        refused = self.send(
+            "renegotiate_contract", sessions=count, reason="slow_progress"
+        )
+        return refused is None
+
+    def session(self) -> bool:
+        """A counted session; if refused, what it needs first."""
+        case, name = self.case, self.protocol.name
+        if self.protocol.pre_group_meeting_required and not case.meetings(
+            SessionKind.individual_pre_group
+        ):
+            return self.meeting(SessionKind.individual_pre_group)
+        attendees = ["group"] if name == "ipt-g" else ["client"]
+        if name in ("fb-ipt", "ipt-a"):
+            attendees = ["client", "parent"]
+        refused = self.send(
+            "record_session",
+            held_on=TODAY,
+            minutes=50,
+            modality="in_person",
+            attendees=attendees,
+        )
+        if refused is None:
+            return True
+        number = case.last_session_number + 1
+        end_min = self.protocol.end_sessions.low
+        if "beginning_session_limit" in refused:
+            return (
+                self.send(
+                    "record_deviation",
+                    rule="beginning_session_limit",
+                    reason="crisis",
+                )
+                is None
+            )
+        if "contract_session_limit" in refused and case.phase == Phase.beginning:
+            return self.contract_of(number + end_min + 1)
+        if "middle_session_limit" in refused:
+            return self.contract_of(number + end_min)
+        if "contract_session_limit" in refused:
+            return self.contract_of(number)
+        return False
+
+    def meeting(self, kind: SessionKind) -> bool:
+        refused = self.send(
+            "record_session",
+            held_on=TODAY,
+            minutes=50,
+            modality="in_person",
+            attendees=["client"],
+            kind=kind.value,
+        )
+        return refused is None
+
+    def measure(self) -> bool:
+        base, _ = baseline_and_final(self.case)
+        if base is None:
+            instrument = fitting(self.case.client_age)[0]
+        else:
+            instrument = Instrument(base["instrument"])
+        spec = INSTRUMENTS[instrument]
+        score = (spec.scores.low + spec.scores.high) // 2
+        refused = self.send(
+            "record_measure",
+            instrument=instrument.value,
+            score=score,
+            measured_on=TODAY,
+        )
+        return refused is None
+
+    # --- one step from each phase -------------------------------------------------
+
+    def _beginning(self) -> bool:
+        why = self.reasons(Transition.start_middle)
+        if not why:
+            return self.send("start_middle") is None
+        if {"inventory_required", "grief_needs_deceased_relationship"} & set(why):
+            mother = {"role": "mother", "closeness": 1, "deceased": True}
+            return self.send("record_inventory", relationships=[mother]) is None
+        if "focus_required" in why:
+            focus = {"primary_area": "role_transition", "client_agreed": True}
+            return self.send("agree_focus", **focus) is None
+        if "contract_required" in why:
+            return self.contract_of(self.protocol.contract_sessions.low)
+        if "baseline_measure_required" in why:
+            return self.measure()
+        if {"beginning_session_required", "parent_session_required"} & set(why):
+            return self.session()
+        return False
+
+    def _middle(self) -> bool:
+        why = self.reasons(Transition.start_end)
+        if not why:
+            return self.send("start_end") is None
+        if "middle_session_required" in why:
+            return self.session()
+        if "sessions_left_outside_end_range" in why:
+            contract = self.case.contract
+            assert contract is not None
+            last = self.case.last_session_number
+            if contract["sessions"] - last > self.protocol.end_sessions.high:
+                return self.session()
+            return self.contract_of(last + self.protocol.end_sessions.low)
+        return False
+
+    def _end(self) -> bool:
+        why = self.reasons(Transition.conclude)
+        if not why:
+            return self.send("conclude") is None
+        if "end_sessions_required" in why:
+            return self.session()
+        if "end_measure_required" in why:
+            return self.measure()
+        return False
+
+    def _concluded(self) -> bool:
+        offer = self.case.follow_up_offer
+        if offer is None:
+            return self.send("close") is None
+        if offer["kind"] == "referral":
+            return self.send("accept_follow_up") is None
+        return self.send("accept_follow_up", sessions=1, frequency="monthly") is None
+
+    def _follow_up(self) -> bool:
+        return self.send("close", reason="no_longer_needed") is None
 
 
 def boundaries(instrument: Instrument, baseline: int) -> list[int]:
@@ -280,6 +554,12 @@ class CaseMachine(RuleBasedStateMachine):
         self.last_number = {False: 0, True: 0}
         self.visited: set[str] = set()
         self.targets: dict[Phase, int] = {}
+        self.risk: dict[str, Any] | None = None
+        """The latest risk flag the commands raised, and whether it was reviewed."""
+        self.decided_class: str | None = None
+        """The class when the client first decided on an offer."""
+        self.forward_checked_at: int | None = None
+        self.views = 0
 
     @property
     def case(self) -> TherapyCase:
@@ -330,7 +610,12 @@ class CaseMachine(RuleBasedStateMachine):
         )
         if name == "conclude":
             attempt.expected_outcome = expected_outcome(case)
+        if case.outcome is not None:
+            attempt.class_before = current_class(case)
+        if name == "record_measure" and case.phase == Phase.follow_up:
+            attempt.relapse_expected = self.relapse_expected(kwargs)
         contract = case.contract
+        pending = len(case.pending_events)
         self.attempts.append(attempt)
         try:
             command = COMMANDS[name].parse(today=TODAY, **kwargs)
@@ -349,9 +634,18 @@ class CaseMachine(RuleBasedStateMachine):
             attempt.after = snapshot(case)
             return result
         self.sent.append(Sent(name, kwargs, ctx.command_id, result))
+        attempt.recorded = [type(e).__name__ for e in case.pending_events[pending:]]
+        if attempt.class_before is not None:
+            attempt.class_after = current_class(case)
+        for name_ in ("OutcomeRevised", "FollowUpOfferRevised", "RelapseSuspected"):
+            if name_ in attempt.recorded:
+                event(f"recorded {name_}")
+        self.track(attempt)
         if name == "conclude":
             offer = case.follow_up_offer
             attempt.offer_after = None if offer is None else str(offer["kind"])
+            assert case.outcome is not None
+            attempt.outcome_after = str(case.outcome["classification"])
         if name == "record_session":
             new = case.sessions[-1]
             attempt.new_session = dict(new)
@@ -360,11 +654,40 @@ class CaseMachine(RuleBasedStateMachine):
                 self.last_number[follow_up] += 1
                 attempt.expected_number = self.last_number[follow_up]
                 if attempt.phase_before == Phase.middle and contract is not None:
-                    attempt.middle_position = (
-                        len(counted(case)),
+                    attempt.middle_number = (
+                        int(new["number"]),
                         contract["sessions"] - self.protocol.end_sessions.low,
                     )
         return result
+
+    def relapse_expected(self, kwargs: Mapping[str, Any]) -> bool:
+        """§8: would this follow-up measure suggest a relapse?"""
+        base, _ = baseline_and_final(self.case)
+        cls = current_class(self.case)
+        instrument, score = kwargs["instrument"], kwargs["score"]
+        if base is None or cls is None or instrument != base["instrument"]:
+            return False
+        if not isinstance(score, int) or isinstance(score, bool):
+            return False
+        threshold = RELAPSE_AFTER_REMISSION[instrument]
+        return (cls == "remission" and score >= threshold) or score >= base["score"]
+
+    def track(self, attempt: Attempt) -> None:
+        """What §8 and §7 expect after an accepted command, kept independently."""
+        kwargs = attempt.kwargs
+        if attempt.name == "record_measure" and kwargs.get("risk_item"):
+            self.risk = {
+                "item": kwargs["risk_item"],
+                "instrument": kwargs["instrument"],
+                "measured_on": kwargs["measured_on"].isoformat(),
+                "reviewed": False,
+            }
+        if attempt.name == "record_risk_review":
+            assert self.risk is not None and not self.risk["reviewed"]
+            self.risk = {**self.risk, "reviewed": True}
+        decided = attempt.name in ("accept_follow_up", "decline_follow_up")
+        if decided and self.decided_class is None:
+            self.decided_class = current_class(self.case)
 
     def transition(self, t: Transition, data: st.DataObject) -> CommandResult | None:
         """Send a transition with a complete, valid body (D4), checked against
@@ -373,7 +696,12 @@ class CaseMachine(RuleBasedStateMachine):
         why = list(case.why_not()[t])
         kwargs: dict[str, Any]
         if t == Transition.conclude:
-            kwargs = {"maintenance_discussed": data.draw(st.booleans())}
+            kwargs = {
+                "maintenance_discussed": data.draw(st.booleans()),
+                "termination_tasks": data.draw(
+                    st.lists(st.sampled_from(TASKS), unique=True, max_size=5)
+                ),
+            }
         elif t == Transition.accept_follow_up:
             offer = case.follow_up_offer
             if offer is not None and offer["kind"] == "referral":
@@ -453,12 +781,8 @@ class CaseMachine(RuleBasedStateMachine):
         baseline = case.baseline
         if baseline is not None:
             instrument = Instrument(baseline["instrument"])
-        elif self.protocol.name in ("ipt-a", "fb-ipt"):
-            instrument = Instrument.cdrsr
         else:
-            instrument = data.draw(
-                st.sampled_from([Instrument.phq9, Instrument.hamd17, Instrument.bdi2])
-            )
+            instrument = data.draw(st.sampled_from(fitting(case.client_age)))
         spec = INSTRUMENTS[instrument]
         low, high = spec.scores.low, spec.scores.high
         if not final or baseline is None:
@@ -466,19 +790,20 @@ class CaseMachine(RuleBasedStateMachine):
         else:
             edges = st.sampled_from(boundaries(instrument, baseline["score"]))
             score = data.draw(st.one_of(edges, edges, st.integers(low, high)))
-        self.send(
-            "record_measure",
-            {
-                "instrument": instrument.value,
-                "score": score,
-                "measured_on": data.draw(days_ago),
-            },
-        )
+        kwargs: dict[str, Any] = {
+            "instrument": instrument.value,
+            "score": score,
+            "measured_on": data.draw(st.one_of(st.just(TODAY), days_ago)),
+        }
+        if instrument.value in RISK_INSTRUMENTS:
+            kwargs["risk_item"] = data.draw(st.sampled_from([None, None, 0, 1, 3]))
+        self.send("record_measure", kwargs)
 
     def renegotiate_to_fit(self, data: st.DataObject, low: int, high: int) -> None:
-        """Renegotiate to the sessions held plus between low and high more."""
+        """Renegotiate to the last session number plus between low and high more
+        (a voided number is not given again, §7)."""
         case = self.case
-        want = len(counted(case)) + data.draw(st.integers(low, max(low, high)))
+        want = case.last_session_number + data.draw(st.integers(low, max(low, high)))
         if want not in self.protocol.contract_sessions and not case.unused_deviations(
             DeviationRule.contract_range
         ):
@@ -499,6 +824,67 @@ class CaseMachine(RuleBasedStateMachine):
                 "note": None,
             },
         )
+
+    def replace_a_measure(
+        self, data: st.DataObject, reason: str = "wrong_details"
+    ) -> None:
+        """A measure's correction with its right value (§7): often the baseline or
+        the final, with its own date or a day near it (or, now and then, a score
+        out of the instrument's range: bad input)."""
+        case = self.case
+        base, final = baseline_and_final(case)
+        known = [(m["instrument"], m["measured_on"]) for m in case.measures]
+        used = [(m["instrument"], m["measured_on"]) for m in (base, final) if m]
+        guess = st.tuples(
+            st.sampled_from(_codes(Instrument)), days_ago.map(date.isoformat)
+        )
+        choices = [st.sampled_from(x) for x in (used, used, known) if x] + [guess]
+        instrument, on = data.draw(st.one_of(*choices))
+        spec = INSTRUMENTS[Instrument(instrument)]
+        score = data.draw(st.integers(spec.scores.low, spec.scores.high + 1))
+        day = date.fromisoformat(on)
+        moved = st.integers(-3, 3).map(lambda n: day + timedelta(days=n))
+        replaced_on = data.draw(st.one_of(st.just(day), moved, days_ago))
+        self.send(
+            "correct_entry",
+            {
+                "entry": "measure",
+                "reason": reason,
+                "measured_on": on,
+                "instrument": instrument,
+                "replacement": {"score": score, "measured_on": replaced_on},
+                "note": None,
+            },
+        )
+
+    def follow_up_measure(self, data: st.DataObject) -> None:
+        """A measure in follow-up with the baseline's instrument, often near the
+        scores §8 calls a suspected relapse."""
+        base, _ = baseline_and_final(self.case)
+        if base is None:
+            return
+        instrument = base["instrument"]
+        spec = INSTRUMENTS[Instrument(instrument)]
+        near = [
+            RELAPSE_AFTER_REMISSION[instrument] - 1,
+            RELAPSE_AFTER_REMISSION[instrument],
+            base["score"] - 1,
+            base["score"],
+        ]
+        score = data.draw(
+            st.one_of(
+                st.sampled_from([n for n in near if n in spec.scores]),
+                st.integers(spec.scores.low, spec.scores.high),
+            )
+        )
+        kwargs: dict[str, Any] = {
+            "instrument": instrument,
+            "score": score,
+            "measured_on": data.draw(st.one_of(st.just(TODAY), days_ago)),
+        }
+        if instrument in RISK_INSTRUMENTS:
+            kwargs["risk_item"] = data.draw(st.sampled_from([None, 0, 2]))
+        self.send("record_measure", kwargs)
 
     def target(self, data: st.DataObject, phase: Phase, low: int, high: int) -> int:
         """How many sessions this course aims to hold in a phase, drawn once.
@@ -525,7 +911,7 @@ class CaseMachine(RuleBasedStateMachine):
             self.advance_beginning(data)
         elif phase == Phase.middle:
             assert case.contract is not None
-            left = case.contract["sessions"] - len(counted(case))
+            left = case.contract["sessions"] - case.last_session_number
             ends = protocol.end_sessions
             held = sum(1 for s in counted(case) if s["phase"] == Phase.middle)
             aim = self.target(data, Phase.middle, 1, left - ends.low + 1)
@@ -553,6 +939,12 @@ class CaseMachine(RuleBasedStateMachine):
                 self.valid_measure(data, final=True)
             else:
                 self.transition(Transition.conclude, data)
+        elif phase in (Phase.concluded, Phase.follow_up) and not data.draw(
+            st.integers(0, 3)
+        ):
+            # A clinician finds an entry was wrong after conclude: the outcome is
+            # revised (§7), and the offer with it.
+            self.replace_a_measure(data)
         elif phase == Phase.concluded:
             offer = case.follow_up_offer
             if offer is not None:
@@ -572,8 +964,12 @@ class CaseMachine(RuleBasedStateMachine):
             contract = case.follow_up_contract
             assert contract is not None
             held = len(counted(case, follow_up=True))
-            # Now and then one session more than agreed, to probe the limit.
-            if data.draw(st.integers(0, 7 if held < contract["sessions"] else 1)):
+            # Now and then one session more than agreed, to probe the limit; and
+            # follow-up measures, which may suggest a relapse (§8).
+            pick = data.draw(st.integers(0, 7 if held < contract["sessions"] else 1))
+            if pick >= 6:
+                self.follow_up_measure(data)
+            elif pick:
                 self.valid_session(data)
             else:
                 self.transition(Transition.close, data)
@@ -639,10 +1035,14 @@ class CaseMachine(RuleBasedStateMachine):
                 st.integers(PROTOCOLS[ref].age.low, PROTOCOLS[ref].age.high),
                 st.integers(0, 5),
             )
-        )
+        ),
+        # Mostly before the earliest date the commands use (400 days back), so a
+        # dated command is accepted often; now and then the opening day itself.
+        intake=st.one_of(st.integers(300, 430), st.just(0), st.none()),
     )
-    def open_case(self, opening: tuple[str, int, int]) -> None:
+    def open_case(self, opening: tuple[str, int, int], intake: int | None) -> None:
         ref, age, prior = opening
+        intake_on = None if intake is None else TODAY - timedelta(days=intake)
         self._case = TherapyCase.open(
             self._ctx(),
             OpenCase.parse(
@@ -652,12 +1052,15 @@ class CaseMachine(RuleBasedStateMachine):
                 client_age=age,
                 clinician_id=CLINICIANS[0],
                 prior_episodes=prior,
+                intake_on=intake_on,
+                today=TODAY,
             ),
         )
         self._new_step()
         note(
             f"case = TherapyCase.open(ctx('cmd-1'), protocol={ref!r}, "
-            f"client_age={age}, prior_episodes={prior}, clinician_id='t-7', ...)"
+            f"client_age={age}, prior_episodes={prior}, intake_on={intake_on}, "
+            "clinician_id='t-7', ...)"
         )
         event(f"protocol {ref}")
 
@@ -797,6 +1200,32 @@ class CaseMachine(RuleBasedStateMachine):
             },
         )
 
+    @rule(data=st.data(), more=st.integers(0, 4))
+    def renegotiate_near_the_floor(self, data: st.DataObject, more: int) -> None:
+        """A contract of the last session number plus 0 to 4: on and around the
+        lowest §7 allows, with a deviation when outside the protocol's range."""
+        self._new_step()
+        case = self.case
+        if case.contract is None:
+            return
+        want = case.last_session_number + more
+        in_range = want in self.protocol.contract_sessions
+        if not in_range and not case.unused_deviations(DeviationRule.contract_range):
+            self.send(
+                "record_deviation",
+                {"rule": "contract_range", "reason": "crisis", "note": None},
+            )
+        frequency = data.draw(_some(_codes(Frequency)))
+        self.send(
+            "renegotiate_contract",
+            {
+                "sessions": want,
+                "reason": "clinical_progress",
+                "frequency": frequency,
+                "note": None,
+            },
+        )
+
     @rule(
         deviation=st.sampled_from(_codes(DeviationRule)),
         reason=st.sampled_from(_codes(DeviationReason)),
@@ -808,14 +1237,34 @@ class CaseMachine(RuleBasedStateMachine):
             "record_deviation", {"rule": deviation, "reason": reason, "note": note}
         )
 
-    @rule(measure=scored, on=days_ago)
-    def record_measure(self, measure: tuple[str, int], on: date) -> None:
+    @rule(
+        measure=scored,
+        on=days_ago,
+        # Item 9 of the PHQ-9 and BDI-II; on another instrument, or 4, bad input.
+        risk_item=st.sampled_from([None, None, None, 0, 1, 2, 3, 4]),
+    )
+    def record_measure(
+        self, measure: tuple[str, int], on: date, risk_item: int | None
+    ) -> None:
         self._new_step()
         instrument, score = measure
-        self.send(
-            "record_measure",
-            {"instrument": instrument, "score": score, "measured_on": on},
-        )
+        kwargs: dict[str, Any] = {
+            "instrument": instrument,
+            "score": score,
+            "measured_on": on,
+        }
+        if risk_item is not None:
+            kwargs["risk_item"] = risk_item
+        self.send("record_measure", kwargs)
+
+    @rule(
+        outcome=st.sampled_from(_codes(RiskReviewOutcome)),
+        noted=st.booleans(),
+    )
+    def record_risk_review(self, outcome: str, noted: bool) -> None:
+        self._new_step()
+        note_ = "seen with the GP" if noted and outcome == "other" else None
+        self.send("record_risk_review", {"outcome": outcome, "note": note_})
 
     @rule(
         kind=st.sampled_from(_codes(SessionKind)),
@@ -917,6 +1366,34 @@ class CaseMachine(RuleBasedStateMachine):
             },
         )
 
+    @rule(data=st.data(), reason=st.sampled_from(_codes(CorrectionReason)))
+    def correct_measure_with_replacement(
+        self, data: st.DataObject, reason: str
+    ) -> None:
+        self._new_step()
+        self.replace_a_measure(data, reason)
+
+    @rule(data=st.data(), reason=st.sampled_from(_codes(CorrectionReason)))
+    def correct_meeting(self, data: st.DataObject, reason: str) -> None:
+        """An uncounted meeting entered in error, addressed by its date (§7)."""
+        self._new_step()
+        known = [
+            (MEETING_ENTRIES[SessionKind(s["kind"])], s["held_on"])
+            for s in self.case.sessions
+            if s["number"] is None
+        ]
+        guess = st.tuples(
+            st.sampled_from(list(MEETING_ENTRIES.values())),
+            days_ago.map(date.isoformat),
+        )
+        entry, on = data.draw(
+            st.one_of(st.sampled_from(known), guess) if known else guess
+        )
+        self.send(
+            "correct_entry",
+            {"entry": entry, "reason": reason, "held_on": on, "note": None},
+        )
+
     @rule(clinician=st.sampled_from(CLINICIANS))
     def reassign(self, clinician: str) -> None:
         self._new_step()
@@ -1016,13 +1493,20 @@ class CaseMachine(RuleBasedStateMachine):
             f"{len(beginning)} beginning sessions with {extra} deviations"
         )
         if case.contract is not None:
-            assert len(acute) <= case.contract["sessions"], (
-                f"{len(acute)} counted sessions, contract {case.contract}"
-            )
+            contracted = case.contract["sessions"]
+            assert len(acute) <= contracted, f"{len(acute)} sessions, {case.contract}"
+            numbers = [
+                s["number"]
+                for s in case.sessions
+                if not s["follow_up"] and s["number"] is not None
+            ]
+            assert max(numbers, default=0) <= contracted, (numbers, case.contract)
+        end = [s for s in acute if s["phase"] == Phase.end]
+        assert len(end) <= protocol.end_sessions.high, f"{len(end)} end sessions"
         for a in self.attempts:
-            if a.middle_position is not None:
-                position, last = a.middle_position
-                assert position <= last, f"middle session at position {position}>{last}"
+            if a.middle_number is not None:
+                number, last = a.middle_number
+                assert number <= last, f"middle session {number} > {last}"
         if case.follow_up_contract is not None:
             held = len(counted(case, follow_up=True))
             assert held <= case.follow_up_contract["sessions"], (
@@ -1030,6 +1514,107 @@ class CaseMachine(RuleBasedStateMachine):
             )
         else:
             assert not counted(case, follow_up=True)
+
+    @invariant()
+    def nothing_is_dated_more_than_30_days_before_the_intake(self) -> None:
+        case = self.case
+        earliest = (date.fromisoformat(case.intake_on) - INTAKE_GRACE).isoformat()
+        days = [m["measured_on"] for m in case.measures]
+        days += [s["held_on"] for s in case.sessions]
+        days += [m["scheduled_on"] for m in case.missed_sessions]
+        assert all(day >= earliest for day in days), (case.intake_on, sorted(days))
+
+    @invariant()
+    def the_outcome_shown_is_the_one_the_current_measures_give(self) -> None:
+        case = self.case
+        if case.outcome is None:
+            return
+        cls = current_class(case)
+        base, final = baseline_and_final(case)
+        assert cls is not None and base is not None and final is not None, (
+            "a concluded case lost its baseline or final",
+            case.measures,
+        )
+        assert case.outcome["classification"] == cls
+        if self.visited_concluded_view():
+            shown = case_view(case, None)["outcome"]
+            assert shown is not None
+            assert (shown["classification"], shown["baseline"], shown["final"]) == (
+                cls,
+                base["score"],
+                final["score"],
+            )
+        for a in self.attempts:
+            if a.class_before is None or a.recorded is None:
+                continue
+            revised = "OutcomeRevised" in a.recorded
+            changed = a.class_before != a.class_after
+            assert revised == changed, (a.name, a.class_before, a.class_after)
+
+    def visited_concluded_view(self) -> bool:
+        """Reading the full view costs a why-not: once every few steps is enough."""
+        self.views += 1
+        return self.views % 3 == 1
+
+    @invariant()
+    def an_open_offer_follows_the_current_outcome(self) -> None:
+        case = self.case
+        cls = current_class(case)
+        if case.outcome is None or cls is None or case.phase != Phase.concluded:
+            return
+        if any(o["decision"] is not None for o in case.offers):
+            if self.decided_class is not None and cls != self.decided_class:
+                assert case.outcome_revised_after_decision
+            return
+        wanted = automatic(cls, case.prior_episodes)
+        offer = case.follow_up_offer
+        if wanted is not None:
+            assert offer is not None and offer["kind"] == wanted, (cls, offer)
+        else:
+            assert offer is None or not offer["automatic"], (cls, offer)
+
+    @invariant()
+    def safety_and_the_end_phase_follow_section_8(self) -> None:
+        case = self.case
+        if self.risk is None:
+            assert case.risk is None
+        else:
+            assert case.risk is not None
+            flag = {k: case.risk[k] for k in ("item", "instrument", "measured_on")}
+            assert flag == {k: self.risk[k] for k in flag}
+            assert (case.risk["review"] is not None) == self.risk["reviewed"]
+        for a in self.attempts:
+            final = a.phase_before in (Phase.closed, Phase.withdrawn)
+            review = a.name == "record_risk_review" and a.retry_of is None
+            if review and not final and isinstance(a.error, GuardFailed):
+                assert [v.rule for v in a.error.violations] == ["no_open_risk_flag"]
+                assert self.risk is None or self.risk["reviewed"]
+            if a.recorded is None or a.retry_of is not None:
+                continue
+            if a.name == "record_measure":
+                flagged = bool(a.kwargs.get("risk_item"))
+                assert ("RiskFlagged" in a.recorded) == flagged, a.recorded
+                relapse = bool(a.relapse_expected)
+                assert ("RelapseSuspected" in a.recorded) == relapse, (a.kwargs,)
+            if a.name == "conclude":
+                done = set(a.kwargs["termination_tasks"])
+                if a.kwargs["maintenance_discussed"]:
+                    done.add("maintenance_discussed")
+                assert case.termination_tasks == [t for t in TASKS if t in done]
+                assert case.maintenance_discussed == ("maintenance_discussed" in done)
+
+    @invariant()
+    def a_case_that_is_not_final_always_has_a_way_forward(self) -> None:
+        case = self.case
+        if case.is_final or self.forward_checked_at == case.version:
+            return
+        self.forward_checked_at = case.version
+        plan = WayForward(case)
+        reached = plan.run()
+        event(f"way forward from {case.phase}: {len(plan.log)} commands")
+        assert reached, (
+            "no way forward from " + case.phase + ":\n" + "\n".join(plan.log)
+        )
 
     @invariant()
     def refused_commands_and_replays_change_nothing(self) -> None:
@@ -1092,10 +1677,9 @@ class CaseMachine(RuleBasedStateMachine):
         for a in self.attempts:
             if a.name != "conclude" or a.error is not None or a.retry_of is not None:
                 continue
-            assert self.case.outcome is not None
             assert a.expected_outcome is not None
             cls, offer = a.expected_outcome
-            assert self.case.outcome["classification"] == cls
+            assert a.outcome_after == cls
             assert a.offer_after == offer
 
     @invariant()

@@ -268,14 +268,14 @@ class TestStartEnd:
             ctx(), RecordDeviation.parse(rule="contract_range", reason="crisis")
         )
         case.renegotiate_contract(
-            ctx(), RenegotiateContract.parse(sessions=5, reason="client_request")
+            ctx(), RenegotiateContract.parse(sessions=6, reason="client_request")
         )
         case.start_middle(ctx(), StartMiddle.parse())
 
         with pytest.raises(GuardFailed) as refused:
             case.start_end(ctx(), StartEnd.parse())
 
-        assert case.acute_sessions_remaining == 2
+        assert case.acute_sessions_remaining == 3
         assert rules_of(refused.value) == ["middle_session_required"]
 
     def test_start_end_lists_both_unmet_rules_together(self) -> None:
@@ -534,15 +534,38 @@ class TestClose:
         assert case.ending is not None
         assert case.ending["disposition"] == "follow_up_declined"
 
-    def test_closing_follow_up_after_a_session_is_allowed_without_a_reason(
+    def test_closing_follow_up_after_every_contracted_session_completes_it(
         self,
     ) -> None:
-        case = in_follow_up()
-        session(case)
+        case = in_follow_up(follow_up_sessions=2)
+        sessions(case, 2)
 
         case.close(ctx(), Close.parse())
 
         assert case.phase == "closed"
+        assert case.ending is not None
+        assert case.ending["disposition"] == "follow_up_completed"
+
+    def test_closing_follow_up_before_its_contract_is_held_ends_it_early(
+        self,
+    ) -> None:
+        case = in_follow_up(follow_up_sessions=24)
+        session(case)
+
+        case.close(ctx(), Close.parse(reason="client_declined_further_sessions"))
+
+        assert case.ending is not None
+        assert case.ending["disposition"] == "follow_up_ended_early"
+        assert case.ending["reason"] == "client_declined_further_sessions"
+
+    def test_closing_follow_up_early_with_the_reason_completed_completes_it(
+        self,
+    ) -> None:
+        case = in_follow_up(follow_up_sessions=24)
+        session(case)
+
+        case.close(ctx(), Close.parse(reason="completed"))
+
         assert case.ending is not None
         assert case.ending["disposition"] == "follow_up_completed"
 
@@ -793,7 +816,7 @@ class TestRenegotiateContract:
         assert case.contract is not None
         assert case.contract["sessions"] == 12
 
-    def test_a_renegotiation_within_the_range_leaves_the_deviation_open(
+    def test_the_first_renegotiation_after_a_deviation_uses_it_even_within_the_range(
         self,
     ) -> None:
         case = beginning_ready("ipt")
@@ -804,12 +827,13 @@ class TestRenegotiateContract:
             ctx(), RenegotiateContract.parse(sessions=14, reason="client_request")
         )
 
-        case.renegotiate_contract(
-            ctx(), RenegotiateContract.parse(sessions=20, reason="slow_progress")
-        )
+        with pytest.raises(GuardFailed) as refused:
+            case.renegotiate_contract(
+                ctx(), RenegotiateContract.parse(sessions=20, reason="slow_progress")
+            )
 
-        assert case.contract is not None
-        assert case.contract["sessions"] == 20
+        assert rules_of(refused.value) == ["contract_outside_range"]
+        assert case.unused_deviations(DeviationRule.contract_range) == 0
 
     def test_a_count_below_the_sessions_held_plus_the_end_owed_is_refused(
         self,

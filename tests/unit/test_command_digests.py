@@ -12,6 +12,10 @@ from ipt_workflow.domain import commands as c
 from tests.unit.builders import TODAY
 
 PINNED: dict[type[c.Command], tuple[dict[str, Any], str]] = {
+    c.RecordRiskReview: (  # added in the second round; pinned from then on
+        {"outcome": "safety_plan_made"},
+        "94d3b8ab08c6f0290c02012c38db590dd7b08d90b8724858071513517b27bd32",
+    ),
     c.OpenCase: (
         {
             "clinic_id": "clinic-1",
@@ -166,3 +170,23 @@ def test_a_command_that_is_decided_by_the_case_is_digested_as_what_it_becomes() 
 
     assert agreed.digest() == PINNED[c.AgreeContract][1]
     assert accepted.digest() == PINNED[c.AcceptFollowUp][1]
+
+
+@pytest.mark.parametrize(
+    ("kind", "added"),
+    [
+        (c.OpenCase, {"intake_on": "2026-01-05"}),
+        (c.RecordMeasure, {"risk_item": 1}),
+        (c.Conclude, {"termination_tasks": ["progress_reviewed"]}),
+        (c.RecordInventory, {"support_sources": ["friend"]}),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_a_field_added_later_changes_the_digest_only_when_it_is_given(
+    kind: type[c.Command], added: dict[str, Any]
+) -> None:
+    values, digest = PINNED[kind]
+
+    with_it = kind.parse(today=TODAY, **values, **added)
+
+    assert with_it.digest() != digest

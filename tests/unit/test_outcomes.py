@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 
 from ipt_workflow.domain import events
-from ipt_workflow.domain.commands import Conclude, CorrectEntry, RecordMeasure
+from ipt_workflow.domain.commands import Conclude, CorrectEntry
 from ipt_workflow.domain.measures import (
     FollowUpKind,
     Outcome,
@@ -308,26 +308,18 @@ class TestConcludeClassifiesTheOutcome:
         assert case.outcome["final"] == 10
         assert case.outcome["classification"] == "response"
 
-    def test_a_voided_first_measure_is_not_the_baseline_of_the_outcome(
+    def test_a_baseline_corrected_with_a_replacement_is_the_baseline_of_the_outcome(
         self,
     ) -> None:
         case = in_end("ipt", baseline=27)
-        case.record_measure(
-            ctx(),
-            RecordMeasure.parse(
-                instrument="phq9",
-                score=20,
-                measured_on=TODAY.replace(day=1),
-                today=TODAY,
-            ),
-        )
         case.correct_entry(
             ctx(),
             CorrectEntry.parse(
                 entry="measure",
-                reason="wrong_case",
+                reason="wrong_details",
                 measured_on=TODAY,
                 instrument="phq9",
+                replacement={"score": 20, "measured_on": TODAY},
                 today=TODAY,
             ),
         )
@@ -339,3 +331,4 @@ class TestConcludeClassifiesTheOutcome:
         assert case.outcome is not None
         assert case.outcome["baseline"] == 20
         assert case.outcome["classification"] == "response"
+        assert case.baseline is not None and case.baseline["phase"] == "beginning"

@@ -43,6 +43,7 @@ from ipt_workflow.domain.commands import (
     RecordInventory,
     RecordMeasure,
     RecordMissedSession,
+    RecordRiskReview,
     RecordSession,
     RenegotiateContract,
     SetContract,
@@ -52,6 +53,7 @@ from ipt_workflow.domain.commands import (
 )
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, Violation
 from ipt_workflow.domain.facts import CaseFacts
+from ipt_workflow.domain.protocols import SessionKind
 from ipt_workflow.domain.rules import (
     contract,
     corrections,
@@ -140,6 +142,11 @@ class TherapyCase(CaseFacts, Aggregate):
     FollowUpDeclined = events.FollowUpDeclined
     CaseClosed = events.CaseClosed
     CaseWithdrawn = events.CaseWithdrawn
+    OutcomeRevised = events.OutcomeRevised
+    FollowUpOfferRevised = events.FollowUpOfferRevised
+    RiskFlagged = events.RiskFlagged
+    RiskReviewed = events.RiskReviewed
+    RelapseSuspected = events.RelapseSuspected
 
     # --- state ----------------------------------------------------------------
 
@@ -166,7 +173,31 @@ class TherapyCase(CaseFacts, Aggregate):
         self.offers = []
         self.follow_up_contract = None
         self.ending = None
+        self.intake_on = ""
+        self.termination_tasks = []
+        self.risk = None
+        self.relapse = None
+        self.outcome_revised_after_decision = False
         self.applied_commands: dict[str, dict[str, Any]] = {}
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot of the first release: the state it had no fields for yet."""
+        created = state["_created_on"].date().isoformat()
+        state.update(intake_on=created, risk=None, relapse=None)
+        discussed = state["maintenance_discussed"]
+        state["termination_tasks"] = ["maintenance_discussed"] if discussed else []
+        state["outcome_revised_after_decision"] = False
+        state["measures"] = [{**m, "risk_item": None} for m in state["measures"]]
+        if state["inventory"] is not None:
+            inventory = state["inventory"]
+            rows = inventory["relationships"]
+            inventory["relationships"] = [
+                {"current": True, "communication_style": None, **r} for r in rows
+            ]
+            inventory["support_sources"] = []
 
     def why_not(self) -> dict[Transition, list[Violation]]:
         """Every transition with every reason it may not happen now (empty: allowed)."""
@@ -198,6 +229,7 @@ class TherapyCase(CaseFacts, Aggregate):
             prior_episodes=command.prior_episodes,
             clinician_id=command.clinician_id,
             phase=Phase.beginning.value,
+            intake_on=command.intake_on or ctx.today.isoformat(),
         )
 
     @_command(opening.reassign)
@@ -211,7 +243,7 @@ class TherapyCase(CaseFacts, Aggregate):
 
     # --- the beginning: inventory, focus, contract ------------------------------
 
-    @_command()
+    @_command(focus.record_inventory)
     def record_inventory(self, record: Record, command: RecordInventory) -> None:
         """Record the interpersonal inventory; a later one replaces it."""
         record(
@@ -219,6 +251,7 @@ class TherapyCase(CaseFacts, Aggregate):
             relationships=[r.as_dict() for r in command.relationships],
             attachment_style=_value(command.attachment_style),
             communication_style=_value(command.communication_style),
+            support_sources=[s.value for s in command.support_sources],
         )
 
     @_command(focus.agree_focus)
@@ -287,16 +320,42 @@ class TherapyCase(CaseFacts, Aggregate):
 
     # --- sessions and measures ------------------------------------------------------
 
-    @_command()
+    @_command(measures.record_measure)
     def record_measure(self, record: Record, command: RecordMeasure) -> None:
-        """Record a symptom score; the first one is the baseline."""
+        """Record a symptom score (the earliest of the beginning is the baseline),
+        with a risk flag when its risk item is above 0 and, in follow-up, a suspected
+        relapse when it points to one."""
+        relapse = measures.relapse(self, command)
         record(
             self.SymptomsMeasured,
             instrument=command.instrument.value,
             score=command.score,
             measured_on=command.measured_on,
             phase=self.phase,
+            risk_item=command.risk_item,
+            replaces=None,
         )
+        if command.risk_item:
+            record(
+                self.RiskFlagged,
+                item=command.risk_item,
+                instrument=command.instrument.value,
+                measured_on=command.measured_on,
+            )
+        if relapse is not None:
+            record(
+                self.RelapseSuspected,
+                instrument=command.instrument.value,
+                score=command.score,
+                measured_on=command.measured_on,
+                reason=relapse,
+            )
+
+    @_command(measures.record_risk_review)
+    def record_risk_review(self, record: Record, command: RecordRiskReview) -> None:
+        """Record that the clinician followed up the open risk flag."""
+        outcome = command.outcome.value
+        record(self.RiskReviewed, outcome=outcome, note=command.note)
 
     @_command(sessions.record_session)
     def record_session(self, record: Record, command: RecordSession) -> None:
@@ -315,7 +374,7 @@ class TherapyCase(CaseFacts, Aggregate):
             communication_aspects=[a.value for a in command.communication_aspects],
         )
 
-    @_command()
+    @_command(sessions.record_missed_session)
     def record_missed_session(
         self, record: Record, command: RecordMissedSession
     ) -> None:
@@ -330,24 +389,58 @@ class TherapyCase(CaseFacts, Aggregate):
 
     @_command(corrections.correct_entry)
     def correct_entry(self, record: Record, command: CorrectEntry) -> None:
-        """Mark a session or measure as entered in error; it no longer counts."""
+        """Mark an entry as made in error (it no longer counts); a measure may be
+        replaced in the same save, and after conclude the outcome is revised."""
         why = {"reason": command.reason.value, "note": command.note}
+        index = corrections.entry_index(self, command)
         if command.instrument is None or command.measured_on is None:
             follow_up = command.entry == CorrectedEntry.follow_up_session
+            kind = command.meeting_kind or SessionKind.therapy
             record(
                 self.SessionEnteredInError,
                 number=command.number,
                 follow_up=follow_up,
+                kind=kind.value,
+                held_on=command.held_on,
+                index=index,
                 **why,
             )
             return
+        assert index is not None
+        voided = self.measures[index]
         record(
             self.MeasureEnteredInError,
-            index=self.measure_index(command.instrument, command.measured_on),
+            index=index,
             instrument=command.instrument.value,
             measured_on=command.measured_on,
             **why,
         )
+        if command.replacement is not None:
+            record(
+                self.SymptomsMeasured,
+                instrument=command.instrument.value,
+                score=command.replacement.score,
+                measured_on=command.replacement.measured_on,
+                phase=voided["phase"],
+                risk_item=None,
+                replaces=index,
+            )
+        self._revise(record)
+
+    def _revise(self, record: Record) -> None:
+        """Classify again when a correction changed the baseline or final (§7)."""
+        revision = measures.revision(self)
+        if revision is None:
+            return
+        record(
+            self.OutcomeRevised,
+            previous=dict(self.outcome or {}),
+            outcome=revision.outcome,
+            after_decision=revision.after_decision,
+        )
+        if revision.offer is not None:
+            previous, kind = revision.offer
+            record(self.FollowUpOfferRevised, previous_kind=previous, kind=kind)
 
     # --- transitions and follow-up ----------------------------------------------------
 
@@ -371,7 +464,8 @@ class TherapyCase(CaseFacts, Aggregate):
             self.AcuteTreatmentConcluded,
             phase=phase.value,
             outcome=outcome.as_dict(),
-            maintenance_discussed=command.maintenance_discussed,
+            maintenance_discussed=command.discussed_maintenance,
+            termination_tasks=command.tasks,
         )
         if offer is not None:
             record(self.FollowUpOffered, kind=offer.value, automatic=True)
@@ -433,7 +527,7 @@ class TherapyCase(CaseFacts, Aggregate):
         record(
             self.CaseClosed,
             phase=phase.value,
-            disposition=follow_up.disposition(self).value,
+            disposition=follow_up.disposition(self, command).value,
             reason=_value(command.reason),
             note=command.note,
         )

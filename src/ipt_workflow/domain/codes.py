@@ -48,7 +48,10 @@ CommunicationAspect = StrEnum(
 
 DeviationRule = StrEnum("DeviationRule", "beginning_session_limit contract_range")
 
-CorrectedEntry = StrEnum("CorrectedEntry", "session follow_up_session measure")
+CorrectedEntry = StrEnum(
+    "CorrectedEntry",
+    "session follow_up_session measure engagement pre_group mid_group post_group",
+)
 
 WithdrawalReason = StrEnum(
     "WithdrawalReason",
@@ -84,10 +87,21 @@ MissedReason = StrEnum(
 
 CloseReason = StrEnum(
     "CloseReason",
-    "client_declined_further_sessions no_longer_needed moved referred_elsewhere other",
+    "completed client_declined_further_sessions no_longer_needed moved "
+    "referred_elsewhere other",
 )
 
 Disposition = StrEnum(
     "Disposition",
     "completed follow_up_declined follow_up_completed follow_up_ended_early referred",
+)
+
+TerminationTask = StrEnum(
+    "TerminationTask",
+    "progress_reviewed warning_signs_identified contingency_plan_made "
+    "feelings_about_ending_discussed maintenance_discussed",
+)
+
+RiskReviewOutcome = StrEnum(
+    "RiskReviewOutcome", "no_current_risk safety_plan_made referred_urgent other"
 )

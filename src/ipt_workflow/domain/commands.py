@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any, ClassVar, Self, TypeVar
 from uuid import uuid4
 
@@ -37,8 +37,10 @@ from ipt_workflow.domain.codes import (
     Modality,
     RelationshipRole,
     RenegotiationReason,
+    RiskReviewOutcome,
     SecondaryAreaReason,
     Strategy,
+    TerminationTask,
     WithdrawalReason,
 )
 from ipt_workflow.domain.inputs import (
@@ -51,6 +53,7 @@ from ipt_workflow.domain.inputs import (
     follow_up_frequency,
     given,
     identifier,
+    intake_date,
     known_protocol,
     note_for,
     offered_kind,
@@ -58,31 +61,33 @@ from ipt_workflow.domain.inputs import (
     past_date,
     raw_value,
     required_when,
+    risk_item_of,
     score_of,
     within,
 )
 from ipt_workflow.domain.measures import FollowUpKind
 from ipt_workflow.domain.protocols import (
     Instrument,
-    IntRange,
     ProblemArea,
     Protocol,
     SessionKind,
     find_protocol,
 )
+from ipt_workflow.domain.values import (
+    AGE,
+    CONTRACT_SESSIONS,
+    FOLLOW_UP_SESSIONS,
+    MINUTES,
+    PRIOR_EPISODES,
+    SESSION_NUMBER,
+    Relationship,
+    Replacement,
+    plain,
+    relationships,
+    replacement,
+)
 
 E = TypeVar("E", bound=StrEnum)
-
-AGE = IntRange(0, 130)
-PRIOR_EPISODES = IntRange(0, 99)
-CLOSENESS = IntRange(1, 3)
-RELATIONSHIPS = IntRange(1, 50)
-MINUTES = IntRange(20, 120)
-CONTRACT_SESSIONS = IntRange(1, 104)
-"""Any contract size a clinic may type; the protocol's own range is a rule."""
-FOLLOW_UP_SESSIONS = IntRange(1, 104)
-SESSION_NUMBER = IntRange(1, 10_000)
-RELATIONSHIP_FLAGS = ("supportive", "conflict", "changed_at_onset", "deceased")
 
 
 @dataclass(frozen=True)
@@ -110,27 +115,6 @@ def command_digest(name: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def relationships(p: Parsing, name: str, value: object) -> object:
-    if not isinstance(value, list | tuple) or len(value) not in RELATIONSHIPS:
-        p.inp.fail(name, f"must list {RELATIONSHIPS} relationships")
-        return None
-    return tuple(_relationship(p.inp, f"{name}[{i}]", r) for i, r in enumerate(value))
-
-
-def _relationship(inp: Input, at: str, rel: object) -> Relationship | None:
-    if not isinstance(rel, Mapping):
-        inp.fail(at, "must be an object")
-        return None
-    for name in sorted(set(rel) - {"role", "closeness", *RELATIONSHIP_FLAGS}, key=str):
-        inp.fail(f"{at}.{name}", "is not a field of a relationship")
-    role = inp.code(f"{at}.role", rel.get("role"), RelationshipRole)
-    closeness = inp.integer(f"{at}.closeness", rel.get("closeness"), CLOSENESS)
-    flags = {n: inp.flag(f"{at}.{n}", rel.get(n, False)) for n in RELATIONSHIP_FLAGS}
-    if role is None or closeness is None:
-        return None
-    return Relationship(role, closeness, **flags)
-
-
 # --- commands -----------------------------------------------------------------
 
 
@@ -142,6 +126,9 @@ class Command:
     """The aggregate method that runs it, and its name in the idempotency digest."""
     label: ClassVar[str]
     """What logs and metrics call it (the first release's route names)."""
+    added: ClassVar[tuple[str, ...]] = ()
+    """Fields added after the first release: digested only when given (not at their
+    default), so a command an earlier release digested keeps its digest."""
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -163,35 +150,14 @@ class Command:
 
     def params(self) -> dict[str, Any]:
         """The command's values as its digest has always seen them."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {
+            f.name: plain(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in self.added or getattr(self, f.name) != f.default
+        }
 
     def digest(self) -> str:
         return command_digest(self.name, self.params())
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Relationship):
-        return value.as_dict()
-    return value
-
-
-@dataclass(frozen=True)
-class Relationship:
-    """One relationship of the interpersonal inventory: a role, never a name."""
-
-    role: RelationshipRole
-    closeness: int
-    supportive: bool = False
-    conflict: bool = False
-    changed_at_onset: bool = False
-    deceased: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,6 +169,9 @@ class OpenCase(Command):
     prior_episodes: int = given(within(PRIOR_EPISODES), 0)
     protocol: str = given(known_protocol)
     """As given: `ipt@1`, or `ipt` for the latest version (see `resolved`)."""
+    intake_on: str | None = given(optional(intake_date), None)
+    """The day of the first assessment (None: the day the case is opened)."""
+    added = ("intake_on",)
 
     @property
     def resolved(self) -> Protocol:
@@ -220,6 +189,11 @@ class RecordInventory(Command):
     communication_style: CommunicationStyle | None = given(
         optional(code(CommunicationStyle)), None
     )
+    support_sources: tuple[RelationshipRole, ...] = given(
+        codes_of(RelationshipRole), ()
+    )
+    """Where the client finds support (roles, never names)."""
+    added = ("support_sources",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +270,9 @@ class RecordMeasure(Command):
     score: int = given(score_of("instrument"))
     measured_on: str = given(past_date)
     """`YYYY-MM-DD`"""
+    risk_item: int | None = given(optional(risk_item_of("instrument")), None)
+    """PHQ-9 / BDI-II item 9 (thoughts of self-harm), 0 to 3."""
+    added = ("risk_item",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -321,6 +298,12 @@ class RecordMissedSession(Command):
 
 
 SESSIONS = (CorrectedEntry.session, CorrectedEntry.follow_up_session)
+MEETINGS: Mapping[CorrectedEntry, SessionKind] = {
+    CorrectedEntry.engagement: SessionKind.engagement,
+    CorrectedEntry.pre_group: SessionKind.individual_pre_group,
+    CorrectedEntry.mid_group: SessionKind.individual_mid_group,
+    CorrectedEntry.post_group: SessionKind.individual_post_group,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,6 +322,24 @@ class CorrectEntry(Command):
     instrument: Instrument | None = given(
         required_when("entry", [CorrectedEntry.measure], code(Instrument)), None
     )
+    held_on: str | None = given(required_when("entry", MEETINGS, past_date), None)
+    """An uncounted meeting's date (engagement, pre_group, mid_group, post_group)."""
+    replacement: Replacement | None = given(replacement, None)
+    """A measure's right value, recorded in its place in the same save."""
+    added = ("held_on", "replacement")
+
+    @property
+    def meeting_kind(self) -> SessionKind | None:
+        """The kind of uncounted meeting this corrects, if it corrects one."""
+        return MEETINGS.get(self.entry)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordRiskReview(Command):
+    """A clinician followed up a risk flag (who: the actor, or on whose behalf)."""
+
+    outcome: RiskReviewOutcome = given(code(RiskReviewOutcome))
+    note: str | None = given(note_for("outcome"), None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -359,6 +360,24 @@ class StartEnd(Command):
 @dataclass(frozen=True, kw_only=True)
 class Conclude(Command):
     maintenance_discussed: bool = given(flag, False)
+    """The first release's flag: the same as the task `maintenance_discussed`."""
+    termination_tasks: tuple[TerminationTask, ...] = given(
+        codes_of(TerminationTask), ()
+    )
+    added = ("termination_tasks",)
+
+    @property
+    def tasks(self) -> list[str]:
+        """The termination tasks done, the flag counted as its task."""
+        done = {t.value for t in self.termination_tasks}
+        if self.maintenance_discussed:
+            done.add(TerminationTask.maintenance_discussed.value)
+        return [t.value for t in TerminationTask if t.value in done]
+
+    @property
+    def discussed_maintenance(self) -> bool:
+        """The flag and the task mean the same (domain.md §8): either sets both."""
+        return TerminationTask.maintenance_discussed.value in self.tasks
 
 
 @dataclass(frozen=True, kw_only=True)

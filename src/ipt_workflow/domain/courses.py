@@ -42,12 +42,16 @@ class Course:
 
     With the defaults, phq9 20 → 8 is a response, so concluding offers
     continuation; `final=3` is a remission, `final=18` no response (a referral).
+    A child under 12 is measured on the CDRS-R (60 → 32, a response).
     """
 
     protocol: str = "ipt"
-    baseline: int = 20
-    final: int = 8
-    instrument: str = "phq9"
+    baseline: int | None = None
+    """Default: 20 on the PHQ-9, 60 on the CDRS-R."""
+    final: int | None = None
+    """Default: 8 on the PHQ-9 (a response), 32 on the CDRS-R (a response)."""
+    instrument: str | None = None
+    """Default: the CDRS-R for a child under 12 (domain.md §8), else the PHQ-9."""
     prior_episodes: int = 0
     contract: int | None = None
     area: str = "role_transition"
@@ -56,6 +60,8 @@ class Course:
     """The day the commands are given (default: the real today)."""
     weekly_from: date | None = None
     """The day of the first session, the next one a week later; default: all today."""
+    intake_on: date | None = None
+    """The day of the first assessment; default: the first session's day."""
     brief: bool = False
     """Cut the contract short after one middle session (a contract_range deviation
     and a renegotiation), so the end phase comes quickly: for tests over HTTP."""
@@ -75,12 +81,13 @@ class Course:
         client_ref: str = "client-1",
         clinician_id: str = "clinician-1",
     ) -> OpenCase:
-        name = self.protocol.split("@")[0]
         return OpenCase.parse(
             clinic_id=clinic_id,
             client_ref=client_ref,
             protocol=self.protocol,
-            client_age=TYPICAL_AGE[name] if self.age is None else self.age,
+            intake_on=self.intake_on or self.weekly_from or self.day,
+            today=self.day,
+            client_age=self.client_age,
             clinician_id=clinician_id,
             prior_episodes=self.prior_episodes,
         )
@@ -98,11 +105,36 @@ class Course:
             primary_area=area or self.area, client_agreed=True, **details
         )
 
+    @property
+    def client_age(self) -> int:
+        return (
+            TYPICAL_AGE[self.protocol.split("@")[0]] if self.age is None else self.age
+        )
+
+    @property
+    def scale(self) -> str:
+        """The instrument the course is measured on."""
+        if self.instrument is not None:
+            return self.instrument
+        return "cdrsr" if self.client_age < 12 else "phq9"
+
+    @property
+    def baseline_score(self) -> int:
+        if self.baseline is not None:
+            return self.baseline
+        return 60 if self.scale == "cdrsr" else 20
+
+    @property
+    def final_score(self) -> int:
+        if self.final is not None:
+            return self.final
+        return 32 if self.scale == "cdrsr" else 8
+
     def measure(
         self, score: int, instrument: str | None = None, on: date | None = None
     ) -> RecordMeasure:
         return RecordMeasure.parse(
-            instrument=instrument or self.instrument,
+            instrument=instrument or self.scale,
             score=score,
             measured_on=on or self.day,
             today=self.day,
@@ -137,7 +169,7 @@ class Course:
             self.inventory(deceased=self.area == "grief"),
             self.focus(),
             AgreeContract.parse(sessions=self.contract),
-            self.measure(self.baseline),
+            self.measure(self.baseline_score),
             *self.first_session(),
         ]
 
@@ -173,7 +205,7 @@ class Course:
         if Phase.concluded in steps:
             held = contract - end_min
             plan += [self.session(held + n) for n in range(end_min)]
-            plan += [self.measure(self.final), Conclude.parse()]
+            plan += [self.measure(self.final_score), Conclude.parse()]
         if Phase.follow_up in steps:
             plan.append(AcceptFollowUp.parse(sessions=4, frequency="monthly"))
         return plan

@@ -65,23 +65,43 @@ class CaseOpened(CaseEvent, Aggregate.Created):
     prior_episodes: int
     clinician_id: str
     phase: str
+    intake_on: str
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Before intake_on, a course began on the day its case was opened."""
+        state["intake_on"] = state["timestamp"].date().isoformat()
 
     def apply(self, case: TherapyCase) -> None:
         case.clinic_id, case.client_ref = self.clinic_id, self.client_ref
         case.protocol_id, case.client_age = self.protocol, self.client_age
         case.prior_episodes = self.prior_episodes
         case.clinician_id, case.phase = self.clinician_id, self.phase
+        case.intake_on = self.intake_on
 
 
 class InterpersonalInventoryRecorded(CaseEvent):
     relationships: list[dict[str, Any]]
     attachment_style: str | None
     communication_style: str | None
+    support_sources: list[str]
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["support_sources"] = []
 
     def apply(self, case: TherapyCase) -> None:
+        rows = [
+            {"current": True, "communication_style": None, **r}
+            for r in self.relationships
+        ]
         case.inventory = {
-            "relationships": [dict(r) for r in self.relationships],
-            **self.pick("attachment_style", "communication_style"),
+            "relationships": rows,
+            **self.pick("attachment_style", "communication_style", "support_sources"),
         }
 
 
@@ -151,9 +171,18 @@ class SymptomsMeasured(CaseEvent):
     score: int
     measured_on: str
     phase: str
+    risk_item: int | None
+    replaces: int | None
+    """The index of the measure this one replaces (a correction), if any."""
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["risk_item"] = state["replaces"] = None
 
     def apply(self, case: TherapyCase) -> None:
-        row = self.pick("instrument", "score", "measured_on", "phase")
+        row = self.pick("instrument", "score", "measured_on", "phase", "risk_item")
         case.measures = [*case.measures, {**row, "voided": False}]
 
 
@@ -196,18 +225,35 @@ class SessionMissed(CaseEvent):
 
 
 class SessionEnteredInError(CaseEvent):
-    number: int
+    number: int | None
+    """A counted session's number; None for an uncounted meeting (see `index`)."""
     follow_up: bool
     reason: str
     note: str | None
+    kind: str
+    held_on: str | None
+    index: int | None
+    """Where the voided meeting is among the case's sessions."""
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Before meetings could be corrected, only counted sessions were."""
+        state.update(kind="therapy", held_on=None, index=None)
 
     def apply(self, case: TherapyCase) -> None:
         case.sessions = [
-            {**s, "voided": True}
-            if s["number"] == self.number and s["follow_up"] == self.follow_up
-            else s
-            for s in case.sessions
+            {**s, "voided": True} if self._is(i, s) else s
+            for i, s in enumerate(case.sessions)
         ]
+
+    def _is(self, index: int, session: Mapping[str, Any]) -> bool:
+        if self.index is not None:
+            return index == self.index
+        return bool(
+            session["number"] == self.number and session["follow_up"] == self.follow_up
+        )
 
 
 class MeasureEnteredInError(CaseEvent):
@@ -252,11 +298,20 @@ class EndPhaseStarted(PhaseEvent):
 class AcuteTreatmentConcluded(PhaseEvent):
     outcome: dict[str, Any]
     maintenance_discussed: bool
+    termination_tasks: list[str]
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        discussed = state["maintenance_discussed"]
+        state["termination_tasks"] = ["maintenance_discussed"] if discussed else []
 
     def apply(self, case: TherapyCase) -> None:
         super().apply(case)
         case.outcome = dict(self.outcome)
         case.maintenance_discussed = self.maintenance_discussed
+        case.termination_tasks = list(self.termination_tasks)
 
 
 class FollowUpOffered(CaseEvent):
@@ -310,6 +365,74 @@ class CaseWithdrawn(PhaseEvent):
     def apply(self, case: TherapyCase) -> None:
         super().apply(case)
         case.ending = {"disposition": "withdrawn", "reason": self.reason}
+
+
+class OutcomeRevised(CaseEvent):
+    """A correction changed the baseline or final, and with it the classification."""
+
+    previous: dict[str, Any]
+    outcome: dict[str, Any]
+    after_decision: bool
+    """The client had already decided on the follow-up the old outcome offered."""
+
+    def apply(self, case: TherapyCase) -> None:
+        case.outcome = dict(self.outcome)
+        if self.after_decision:
+            case.outcome_revised_after_decision = True
+
+
+class FollowUpOfferRevised(CaseEvent):
+    """A revised outcome calls for another offer than the open one (or for none)."""
+
+    previous_kind: str | None
+    kind: str | None
+
+    def apply(self, case: TherapyCase) -> None:
+        kept = [o for o in case.offers if o["decision"] is not None]
+        if self.kind is None:
+            case.offers = kept
+            return
+        offer = {"kind": self.kind, "offered_at": self.timestamp.isoformat()}
+        case.offers = [*kept, {**offer, "automatic": True, "decision": None}]
+
+
+class RiskFlagged(CaseEvent):
+    """A measure's risk item (item 9) was above 0: the clinician must follow it up."""
+
+    item: int
+    instrument: str
+    measured_on: str
+
+    def apply(self, case: TherapyCase) -> None:
+        flag = self.pick("item", "instrument", "measured_on")
+        case.risk = {**flag, "flagged_at": self.timestamp.isoformat(), "review": None}
+
+
+class RiskReviewed(CaseEvent):
+    """The clinician followed up the open risk flag: who reviewed is the clinician
+    the actor acted for, if given, else the actor (the command's docstring)."""
+
+    outcome: str
+    note: str | None
+
+    def apply(self, case: TherapyCase) -> None:
+        assert case.risk is not None
+        review = {"outcome": self.outcome, "reviewed_at": self.timestamp.isoformat()}
+        by = self.on_behalf_of or self.recorded_by
+        case.risk = {**case.risk, "review": {**review, "by": by}}
+
+
+class RelapseSuspected(CaseEvent):
+    """In follow-up, a measure suggests the depression is coming back."""
+
+    instrument: str
+    score: int
+    measured_on: str
+    reason: str
+    """`residual_after_remission` or `at_or_above_baseline`."""
+
+    def apply(self, case: TherapyCase) -> None:
+        case.relapse = self.pick("instrument", "score", "measured_on", "reason")
 
 
 def _decided(offers: Sequence[Mapping[str, Any]], decision: str) -> list[Any]:

@@ -41,6 +41,12 @@ class CaseFacts:
     offers: Sequence[Row]
     follow_up_contract: Row | None
     ending: Row | None
+    intake_on: str
+    termination_tasks: Sequence[str]
+    risk: Row | None
+    """The latest risk flag: item, instrument, measured_on, flagged_at, review."""
+    relapse: Row | None
+    outcome_revised_after_decision: bool
 
     @property
     def protocol(self) -> Protocol:
@@ -94,9 +100,11 @@ class CaseFacts:
 
     @property
     def acute_sessions_remaining(self) -> int | None:
+        """Sessions the contract still has numbers for: a voided session's number is
+        never given again, so it does not come back (domain.md §7)."""
         if self.contract is None:
             return None
-        return int(self.contract["sessions"]) - self.counted_sessions()
+        return int(self.contract["sessions"]) - self.last_session_number
 
     @property
     def sessions_remaining(self) -> int | None:
@@ -123,6 +131,11 @@ class CaseFacts:
     def valid_measures(self) -> list[Row]:
         return [m for m in self.measures if not m["voided"]]
 
+    def dated_measures(self, phase: Phase | None = None) -> list[Row]:
+        """The measures not voided (of one phase, or all), in date order; ties in
+        recording order."""
+        return dated(self.measures, phase)
+
     def measure_index(self, instrument: str, measured_on: str) -> int | None:
         """The latest measure not voided with this instrument and date, if any."""
         live = [
@@ -136,26 +149,24 @@ class CaseFacts:
 
     @property
     def baseline(self) -> Row | None:
-        valid = self.valid_measures()
-        return valid[0] if valid else None
+        """The earliest-dated measure of the beginning phase (else of the case)."""
+        return baseline_of(self.measures)
 
     @property
     def latest_measure(self) -> Row | None:
-        valid = self.valid_measures()
-        return valid[-1] if valid else None
+        found = self.dated_measures()
+        return found[-1] if found else None
 
     @property
     def final_measure(self) -> Row | None:
-        """The last measure taken in the end phase with the baseline's instrument."""
-        baseline = self.baseline
-        if baseline is None:
-            return None
-        in_end = [
-            m
-            for m in self.valid_measures()[1:]
-            if m["phase"] == Phase.end and m["instrument"] == baseline["instrument"]
-        ]
-        return in_end[-1] if in_end else None
+        """The latest-dated measure of the end phase with the baseline's instrument;
+        never the baseline itself (D17)."""
+        return final_of(self.measures)
+
+    @property
+    def concluded(self) -> bool:
+        """Has acute treatment concluded (whatever happened since)?"""
+        return self.outcome is not None
 
     # --- follow-up ------------------------------------------------------------------
 
@@ -169,3 +180,38 @@ class CaseFacts:
     @property
     def offer_declined(self) -> bool:
         return bool(self.offers) and self.offers[-1]["decision"] == "declined"
+
+
+# --- baseline and final over any list of measures (a correction asks what they
+# would be after it) ---------------------------------------------------------------
+
+
+def dated(measures: Sequence[Row], phase: Phase | None = None) -> list[Row]:
+    """The measures not voided (of one phase, or all), in date order; ties in
+    recording order (domain.md §7)."""
+    found = [
+        (m["measured_on"], i, m)
+        for i, m in enumerate(measures)
+        if not m["voided"] and (phase is None or m["phase"] == phase)
+    ]
+    return [m for _, _, m in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
+def baseline_of(measures: Sequence[Row]) -> Row | None:
+    """The earliest-dated measure of the beginning phase (else of all of them)."""
+    found = dated(measures, Phase.beginning) or dated(measures)
+    return found[0] if found else None
+
+
+def final_of(measures: Sequence[Row]) -> Row | None:
+    """The latest-dated measure of the end phase with the baseline's instrument,
+    never the baseline itself (D17)."""
+    baseline = baseline_of(measures)
+    if baseline is None:
+        return None
+    in_end = [
+        m
+        for m in dated(measures, Phase.end)
+        if m["instrument"] == baseline["instrument"] and m is not baseline
+    ]
+    return in_end[-1] if in_end else None

@@ -39,6 +39,11 @@ IDENTIFIER = re.compile(
 )
 NOTE_LENGTH = IntRange(1, 500)
 DATE_GRACE = timedelta(days=1)
+INTAKE_LOOKBACK = timedelta(days=3653)
+"""How far back a course brought in from before this service may begin (10 years)."""
+RISK_ITEM = IntRange(0, 3)
+RISK_INSTRUMENTS = frozenset({Instrument.phq9, Instrument.bdi2})
+"""The instruments whose item 9 asks about thoughts of self-harm (domain.md §8)."""
 """Clinics sit in other time zones than the server: a date may be one day ahead."""
 
 
@@ -67,7 +72,7 @@ class Input:
             self.fail(field, "must be a list")
             return []
         found = [self.code(f"{field}[{i}]", v, codes) for i, v in enumerate(values)]
-        hashable = [v for v in values if isinstance(v, Hashable)]
+        hashable = [v for v in values if _hashable(v)]
         if len(set(hashable)) != len(hashable):
             self.fail(field, "must not repeat a value")
         return [c for c in found if c is not None]
@@ -111,6 +116,17 @@ class Input:
             self.fail(field, f"{value.isoformat()} is in the future")
             return None
         return value.isoformat()
+
+
+def _hashable(value: object) -> bool:
+    """Can it go in a set? (A tuple holding a list says Hashable, and is not.)"""
+    if not isinstance(value, Hashable):
+        return False
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _shown(value: object) -> str:
@@ -269,3 +285,27 @@ def follow_up_frequency(p: Parsing, name: str, value: object) -> object:
     if (sessions is None) != (value is None):
         p.inp.fail("sessions" if sessions is None else name, "is required")
     return frequency
+
+
+def intake_date(p: Parsing, name: str, value: object) -> object:
+    """The day of the first assessment: not in the future, not over 10 years ago."""
+    day = past_date(p, name, value)
+    assert p.today is not None
+    if isinstance(day, str) and date.fromisoformat(day) < p.today - INTAKE_LOOKBACK:
+        p.inp.fail(name, f"{day} is more than 10 years ago")
+        return None
+    return day
+
+
+def risk_item_of(instrument_field: str) -> Check:
+    """Item 9 of the PHQ-9 or BDI-II, 0 to 3; no other instrument has one."""
+
+    def check(p: Parsing, name: str, value: object) -> object:
+        instrument = p.good.get(instrument_field)
+        if isinstance(instrument, Instrument) and instrument not in RISK_INSTRUMENTS:
+            names = " and ".join(sorted(i.value for i in RISK_INSTRUMENTS))
+            p.inp.fail(name, f"only {names} have a risk item, not {instrument.value}")
+            return None
+        return p.inp.integer(name, value, RISK_ITEM)
+
+    return check

@@ -42,6 +42,7 @@ ALLOWED_IN: Mapping[type[Command], frozenset[Phase]] = MappingProxyType(
         c.RenegotiateContract: ACUTE,
         c.RecordDeviation: ACUTE,
         c.RecordMeasure: NON_FINAL_PHASES,
+        c.RecordRiskReview: NON_FINAL_PHASES,
         c.RecordMissedSession: ACUTE | {Phase.follow_up},
         c.CorrectEntry: NON_FINAL_PHASES,
         c.Reassign: NON_FINAL_PHASES,

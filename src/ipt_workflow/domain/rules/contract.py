@@ -21,8 +21,7 @@ def contract_size(facts: CaseFacts, command: AgreeContract) -> int:
 
 
 def agree_contract(facts: CaseFacts, command: AgreeContract) -> list[Violation]:
-    """No contract yet; a size within the protocol's range that leaves room for a
-    middle session and the end phase."""
+    """No contract yet; a size within the protocol's range, not below the floor."""
     if facts.contract is not None:
         return [
             Violation(
@@ -31,62 +30,70 @@ def agree_contract(facts: CaseFacts, command: AgreeContract) -> list[Violation]:
             )
         ]
     count = contract_size(facts, command)
+    v = []
     if count not in facts.protocol.contract_sessions:
-        return [_outside_range(facts, count)]
-    held = facts.counted_sessions()
-    needed = held + 1 + facts.protocol.end_sessions.low
-    if count < needed:
-        return [
-            Violation(
-                "contract_below_sessions_owed",
-                f"{held} sessions are held already: the contract needs at least "
-                f"{needed}, for a middle session and the end phase.",
-            )
-        ]
-    return []
+        v.append(_outside_range(facts, count))
+    return v + _below_floor(facts, count)
+
+
+def floor(facts: CaseFacts) -> int:
+    """The smallest contract that leaves a way forward (domain.md §7): the sessions
+    held (by number: a voided number is not given again), a middle session if none
+    was held yet, and the end-phase sessions still owed. Once the end phase has
+    begun a middle session was held (start_end asks for one), even if it was voided
+    since: no middle session can be recorded any more, so none is owed."""
+    before_end = facts.phase in (Phase.beginning, Phase.middle)
+    middle = 1 if before_end and not facts.counted_sessions(Phase.middle) else 0
+    owed = max(0, facts.protocol.end_sessions.low - facts.counted_sessions(Phase.end))
+    return facts.last_session_number + middle + owed
+
+
+def _below_floor(facts: CaseFacts, count: int) -> list[Violation]:
+    lowest = floor(facts)
+    if count >= lowest:
+        return []
+    return [
+        Violation(
+            "contract_below_sessions_owed",
+            f"A {count}-session contract leaves no way forward: sessions 1 to "
+            f"{facts.last_session_number} are numbered already, and the course "
+            f"still needs its middle and end sessions ({lowest} in all).",
+        )
+    ]
 
 
 def uses_deviation(facts: CaseFacts, command: RenegotiateContract) -> bool:
-    """Does this renegotiation need (and so use up) a contract_range deviation?"""
-    return (
-        command.sessions not in facts.protocol.contract_sessions
-        and facts.unused_deviations(DeviationRule.contract_range) > 0
-        and command.sessions in DEVIATION_CONTRACT_RANGE
-    )
+    """An open contract_range deviation is used up by the first renegotiation after
+    it, whether or not that renegotiation needed it (domain.md §7)."""
+    return facts.unused_deviations(DeviationRule.contract_range) > 0
 
 
 def renegotiate_contract(
     facts: CaseFacts, command: RenegotiateContract
 ) -> list[Violation]:
-    """A contract to change; a size within range (or a deviation's), not below the
-    sessions held and still owed, not over the end phase's maximum; a change."""
+    """A contract to change; a size within range (or a deviation's, or unchanged),
+    not below the floor, not over the end phase's maximum; a change."""
     contract = facts.contract
     if contract is None:
         return [contract_missing("There is no contract to renegotiate.")]
     v = []
     count = command.sessions
-    if count not in facts.protocol.contract_sessions and not uses_deviation(
-        facts, command
-    ):
+    allowed = (
+        count in facts.protocol.contract_sessions
+        or count == contract["sessions"]
+        or (uses_deviation(facts, command) and count in DEVIATION_CONTRACT_RANGE)
+    )
+    if not allowed:
         v.append(_outside_range(facts, count))
-    held = facts.counted_sessions()
-    end_held = facts.counted_sessions(Phase.end)
-    owed = held + max(0, facts.protocol.end_sessions.low - end_held)
-    if count < owed:
-        v.append(
-            Violation(
-                "contract_below_sessions_owed",
-                f"The contract cannot be smaller than the {held} sessions held "
-                f"plus the end-phase sessions still owed ({owed} in all).",
-            )
-        )
+    v += _below_floor(facts, count)
     end_max = facts.protocol.end_sessions.high
-    if facts.phase == Phase.end and end_held + (count - held) > end_max:
+    end_total = facts.counted_sessions(Phase.end) + count - facts.last_session_number
+    if facts.phase == Phase.end and end_total > end_max:
         v.append(
             Violation(
                 "end_phase_over_maximum",
                 f"The end phase may have at most {end_max} sessions; this "
-                f"contract would make it {end_held + count - held}.",
+                f"contract would make it {end_total}.",
             )
         )
     frequency = command.frequency or contract["frequency"]

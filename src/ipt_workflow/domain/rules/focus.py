@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ipt_workflow.domain.commands import AgreeFocus, ChangeDisputeStage
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ipt_workflow.domain.commands import AgreeFocus, ChangeDisputeStage, RecordInventory
 from ipt_workflow.domain.errors import Violation
 from ipt_workflow.domain.facts import CaseFacts
 from ipt_workflow.domain.protocols import ProblemArea
@@ -53,18 +56,8 @@ def agree_focus(facts: CaseFacts, command: AgreeFocus) -> list[Violation]:
                 "A reason for a secondary area was given without the area.",
             )
         )
-    inventory = facts.inventory
-    deceased = inventory is not None and any(
-        r["deceased"] for r in inventory["relationships"]
-    )
-    if ProblemArea.grief in areas and inventory is not None and not deceased:
-        v.append(
-            Violation(
-                "grief_needs_deceased_relationship",
-                "Grief is a focus only after a death: mark the relationship as "
-                "deceased in the inventory, or choose role transition.",
-            )
-        )
+    if facts.inventory is not None:
+        v += _grief_holds(areas, facts.inventory["relationships"])
     if ProblemArea.role_dispute in areas and command.dispute_stage is None:
         v.append(
             Violation(
@@ -119,3 +112,43 @@ def focus_agreed(facts: CaseFacts) -> list[Violation]:
     if facts.focus is not None:
         return []
     return [Violation("focus_required", "A focus (problem area) must be agreed.")]
+
+
+def record_inventory(facts: CaseFacts, command: RecordInventory) -> list[Violation]:
+    """A new inventory still holds the agreed focus (domain.md §7)."""
+    if facts.focus is None:
+        return []
+    rows = [r.as_dict() for r in command.relationships]
+    return _grief_holds(_areas(facts.focus), rows, replacing=True)
+
+
+def focus_holds(facts: CaseFacts) -> list[Violation]:
+    """The agreed focus holds on the current inventory (the middle phase needs it)."""
+    if facts.focus is None or facts.inventory is None:
+        return []
+    return _grief_holds(_areas(facts.focus), facts.inventory["relationships"])
+
+
+def _areas(focus: Mapping[str, Any]) -> list[str]:
+    return [a for a in (focus["primary_area"], focus["secondary_area"]) if a]
+
+
+def _grief_holds(
+    areas: Sequence[str],
+    relationships: Sequence[Mapping[str, Any]],
+    *,
+    replacing: bool = False,
+) -> list[Violation]:
+    if ProblemArea.grief not in areas or any(r["deceased"] for r in relationships):
+        return []
+    message = (
+        "Grief is a focus only after a death: mark the relationship as deceased "
+        "in the inventory, or choose role transition."
+    )
+    if replacing:
+        message = (
+            "The agreed focus is grief, which needs a relationship marked deceased: "
+            "this inventory has none. Keep the deceased relationship, or agree "
+            "another focus first."
+        )
+    return [Violation("grief_needs_deceased_relationship", message)]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ipt_workflow.domain.codes import Disposition, Phase
+from ipt_workflow.domain.codes import CloseReason, Disposition, Phase
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
     Close,
@@ -95,10 +95,16 @@ def close(facts: CaseFacts, command: Close | None) -> list[Violation]:
     return []
 
 
-def disposition(facts: CaseFacts) -> Disposition:
-    """How a closed case ended."""
+def disposition(facts: CaseFacts, command: Close) -> Disposition:
+    """How a closed case ended: a follow-up is completed only when every session of
+    its contract was held or the reason is `completed` (domain.md §7)."""
     if facts.phase == Phase.follow_up:
-        if facts.follow_up_sessions_held:
+        contract = facts.follow_up_contract
+        all_held = (
+            contract is not None
+            and facts.follow_up_sessions_held >= contract["sessions"]
+        )
+        if all_held or command.reason == CloseReason.completed:
             return Disposition.follow_up_completed
         return Disposition.follow_up_ended_early
     if facts.offer_declined:

@@ -7,10 +7,11 @@ rules run once the phase allows it.
 from __future__ import annotations
 
 from ipt_workflow.domain.codes import Phase
-from ipt_workflow.domain.commands import RecordSession
+from ipt_workflow.domain.commands import RecordMissedSession, RecordSession
 from ipt_workflow.domain.errors import Violation
 from ipt_workflow.domain.facts import CaseFacts
 from ipt_workflow.domain.protocols import SessionKind
+from ipt_workflow.domain.rules.opening import dated_from_intake
 
 
 def record_session(facts: CaseFacts, command: RecordSession) -> list[Violation]:
@@ -23,7 +24,7 @@ def record_session(facts: CaseFacts, command: RecordSession) -> list[Violation]:
                 f"{facts.protocol.title} has no {command.kind.value} sessions.",
             )
         ]
-    v = []
+    v = dated_from_intake(facts, command.held_on, "The session")
     if command.strategies and facts.phase != Phase.middle:
         v.append(
             Violation(
@@ -65,8 +66,10 @@ def _engagement(facts: CaseFacts, kind: SessionKind) -> list[Violation]:
 
 
 def _phase_limit(facts: CaseFacts) -> list[Violation]:
-    """The counted sessions the phase still has room for (domain.md §4, limits)."""
-    position = facts.counted_sessions() + 1
+    """The counted sessions the phase still has room for (domain.md §4 and §7): the
+    phase's own limit, and a number within the contract (a voided session's number
+    is never given again, so voiding never makes room past the contract)."""
+    number = facts.last_session_number + 1
     contract = facts.contract
     end_min = facts.protocol.end_sessions.low
     phase = facts.current_phase
@@ -81,18 +84,32 @@ def _phase_limit(facts: CaseFacts) -> list[Violation]:
                 )
             ]
         # Deviations may stretch the beginning, never past the contract: it must
-        # leave a middle session and the end phase's minimum.
-        if contract is not None and position > contract["sessions"] - end_min - 1:
+        # leave a middle session and the end phase's minimum. Before a contract is
+        # agreed, the largest the protocol allows bounds it, or no contract could be
+        # agreed afterwards (domain.md §7: a way forward).
+        if contract is None:
+            last = facts.protocol.contract_sessions.high - end_min - 1
+            if number > last:
+                return [
+                    _contract_full(
+                        f"Without a contract the beginning may hold sessions 1 to "
+                        f"{last}: the largest {facts.protocol.title} contract "
+                        f"({facts.protocol.contract_sessions.high}) must leave a "
+                        "middle session and the end phase. Agree the contract first."
+                    )
+                ]
+        elif number > contract["sessions"] - end_min - 1:
+            last = contract["sessions"] - end_min - 1
             return [
                 _contract_full(
                     f"A {contract['sessions']}-session contract leaves room for "
-                    f"{contract['sessions'] - end_min - 1} beginning sessions: start "
-                    "the middle phase, or renegotiate the contract."
+                    f"sessions 1 to {last} in the beginning: start the middle phase, "
+                    "or renegotiate the contract."
                 )
             ]
     elif phase == Phase.middle and contract is not None:
         last = contract["sessions"] - end_min
-        if position > last:
+        if number > last:
             return [
                 Violation(
                     "middle_session_limit",
@@ -101,13 +118,7 @@ def _phase_limit(facts: CaseFacts) -> list[Violation]:
                 )
             ]
     elif phase == Phase.end and contract is not None:
-        if position > contract["sessions"]:
-            return [
-                _contract_full(
-                    f"All {contract['sessions']} contracted sessions are held: "
-                    "conclude, or renegotiate the contract."
-                )
-            ]
+        return _end_limit(facts, number, contract["sessions"])
     elif phase == Phase.follow_up and facts.follow_up_contract is not None:
         agreed = facts.follow_up_contract["sessions"]
         if facts.follow_up_sessions_held >= agreed:
@@ -118,6 +129,26 @@ def _phase_limit(facts: CaseFacts) -> list[Violation]:
                 )
             ]
     return []
+
+
+def _end_limit(facts: CaseFacts, number: int, contracted: int) -> list[Violation]:
+    end_max = facts.protocol.end_sessions.high
+    v = []
+    if number > contracted:
+        v.append(
+            _contract_full(
+                f"Session {number} would be past the {contracted}-session contract "
+                "(voided sessions keep their numbers): conclude, or renegotiate."
+            )
+        )
+    if facts.counted_sessions(Phase.end) >= end_max:
+        v.append(
+            Violation(
+                "end_phase_session_limit",
+                f"The end phase holds at most {end_max} sessions: conclude.",
+            )
+        )
+    return v
 
 
 def _contract_full(message: str) -> Violation:
@@ -131,3 +162,10 @@ def session_number(facts: CaseFacts, command: RecordSession) -> int | None:
     if facts.phase == Phase.follow_up:
         return facts.last_follow_up_number + 1
     return facts.last_session_number + 1
+
+
+def record_missed_session(
+    facts: CaseFacts, command: RecordMissedSession
+) -> list[Violation]:
+    """A date from the intake on."""
+    return dated_from_intake(facts, command.scheduled_on, "The missed session")

@@ -8,7 +8,11 @@ from ipt_workflow.domain.commands import Conclude, StartEnd, StartMiddle, Withdr
 from ipt_workflow.domain.errors import Violation
 from ipt_workflow.domain.facts import CaseFacts
 from ipt_workflow.domain.rules.contract import contract_agreed
-from ipt_workflow.domain.rules.focus import focus_agreed, inventory_recorded
+from ipt_workflow.domain.rules.focus import (
+    focus_agreed,
+    focus_holds,
+    inventory_recorded,
+)
 
 
 def start_middle(facts: CaseFacts, command: StartMiddle | None) -> list[Violation]:
@@ -22,7 +26,8 @@ def start_middle(facts: CaseFacts, command: StartMiddle | None) -> list[Violatio
                 "A baseline symptom measure must be recorded before the middle phase.",
             )
         )
-    v += inventory_recorded(facts) + focus_agreed(facts) + contract_agreed(facts)
+    v += inventory_recorded(facts) + focus_agreed(facts) + focus_holds(facts)
+    v += contract_agreed(facts)
     if (
         facts.protocol.parent_session_required_before_middle
         and not facts.parent_sessions()
