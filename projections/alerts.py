@@ -14,12 +14,15 @@ from projections.facts import (
     Facts,
     counted,
     last_session_on,
+    numbered,
+    open_risk_flag,
     parent_sessions,
     sessions_since_measure,
 )
 from projections.store import PostgresReadModelView, ReadModel, SQLiteReadModelView
 
 ACTIVE = ("beginning", "middle", "end", "follow_up")
+FINAL = ("closed", "withdrawn")
 OVERDUE_AFTER_DAYS = {
     "weekly": 14,
     "twice_weekly": 7,
@@ -44,6 +47,7 @@ class Alerts(ReadModel):
             frequency = facts["frequency"] or "weekly"
         contract = facts["contract_sessions"]
         offer = facts["offer_open"]
+        risk = open_risk_flag(facts)
         return {
             "case_id": facts["case_id"],
             "clinic_id": facts["clinic_id"],
@@ -53,11 +57,14 @@ class Alerts(ReadModel):
             "last_activity_on": last_session_on(facts) or facts["opened_on"],
             "overdue_after_days": OVERDUE_AFTER_DAYS[frequency],
             "sessions_since_measure": sessions_since_measure(facts),
-            "sessions_left": None if contract is None else contract - counted(facts),
+            "sessions_left": None if contract is None else contract - numbered(facts),
             "sessions_held": counted(facts),
-            "parent_sessions": parent_sessions(facts),
+            "parent_sessions": parent_sessions(facts, "beginning"),
             "offer_kind": None if offer is None else offer["kind"],
             "offer_on": None if offer is None else offer["offered_on"],
+            "risk_flagged_on": None if risk is None else risk["flagged_on"],
+            "relapse_suspected": facts["relapse_suspected"],
+            "outcome_revised_after_decision": facts["outcome_revised_after_decision"],
         }
 
 
@@ -86,6 +93,14 @@ def open_alerts(row: dict[str, Any], today: date) -> list[dict[str, Any]]:
         and row["parent_sessions"] == 0
     ):
         found.append({"alert": "parent_session_missing"})
+    open_case = row["phase"] not in FINAL
+    if open_case and row.get("risk_flagged_on") is not None:
+        days = (today - date.fromisoformat(row["risk_flagged_on"])).days
+        found.append({"alert": "risk_flagged", "days_since_flag": days})
+    if open_case and row.get("relapse_suspected"):
+        found.append({"alert": "relapse_suspected"})
+    if open_case and row.get("outcome_revised_after_decision"):
+        found.append({"alert": "outcome_revised_after_decision"})
     if row["offer_on"] is not None:
         waiting = (today - date.fromisoformat(row["offer_on"])).days
         if waiting > OFFER_DECISION_DAYS:

@@ -14,7 +14,8 @@ class Caseload(ReadModel):
     per_case = True
 
     def row(self, facts: Facts) -> dict[str, Any]:
-        measures = valid_measures(facts)
+        # The latest-dated measure, ties to the later recorded (domain.md §7, D53).
+        measures = sorted(valid_measures(facts), key=lambda m: m["measured_on"])
         latest = measures[-1] if measures else None
         offer = facts["offer_open"]
         return {

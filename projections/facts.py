@@ -42,7 +42,20 @@ def new_facts(event: events.CaseOpened) -> Facts:
         "deviations": 0,
         "end_started_left": None,
         "withdrawn": False,
+        **ADDED,
     }
+
+
+ADDED: Facts = {
+    "termination_tasks": [],
+    "end_sessions_at_conclusion": None,
+    "risk_flags": [],
+    "relapse_suspected": False,
+    "outcome_revised": False,
+    "outcome_revised_after_decision": False,
+}
+"""Facts added in the second round, with what a case folded before them had: facts
+stored by the first release are read with these filled in."""
 
 
 def evolve(facts: Facts | None, event: events.CaseEvent) -> Facts | None:
@@ -51,7 +64,7 @@ def evolve(facts: Facts | None, event: events.CaseEvent) -> Facts | None:
         return new_facts(event)
     if facts is None:
         return None
-    facts = {**facts, "version": event.originator_version}
+    facts = {**ADDED, **facts, "version": event.originator_version}
     _apply(event, facts)
     return facts
 
@@ -67,6 +80,12 @@ def counted(facts: Facts, phase: str | None = None, follow_up: bool = False) -> 
         and s["follow_up"] == follow_up
         and (phase is None or s["phase"] == phase)
     )
+
+
+def numbered(facts: Facts) -> int:
+    """The highest acute session number given: a voided number is not given again."""
+    numbers = [s["number"] for s in facts["sessions"] if not s["follow_up"]]
+    return max(numbers, default=0)
 
 
 def valid_measures(facts: Facts) -> list[dict[str, Any]]:
@@ -89,12 +108,25 @@ def sessions_since_measure(facts: Facts) -> int:
     )
 
 
-def parent_sessions(facts: Facts) -> int:
+def parent_sessions(facts: Facts, phase: str | None = None) -> int:
+    """Counted acute sessions with a parent (in one phase, or all)."""
     return sum(
         1
         for s in facts["sessions"]
-        if not s["voided"] and not s["follow_up"] and s["parent"]
+        if not s["voided"]
+        and not s["follow_up"]
+        and s["parent"]
+        and (phase is None or s["phase"] == phase)
     )
+
+
+def open_risk_flag(facts: Facts) -> dict[str, Any] | None:
+    """The latest risk flag, while nobody has reviewed it."""
+    flags = facts["risk_flags"]
+    if flags and flags[-1]["reviewed_on"] is None:
+        found: dict[str, Any] = flags[-1]
+        return found
+    return None
 
 
 def strategies_used(facts: Facts) -> list[str]:
@@ -136,7 +168,9 @@ def _(event: events.AcuteTreatmentConcluded, facts: Facts) -> None:
     facts["phase"] = event.phase
     facts["outcome"] = dict(event.outcome)
     facts["sessions_at_conclusion"] = counted(facts)
+    facts["end_sessions_at_conclusion"] = counted(facts, "end")
     facts["maintenance_discussed"] = event.maintenance_discussed
+    facts["termination_tasks"] = list(event.termination_tasks)
 
 
 @_apply.register
@@ -254,3 +288,42 @@ def _(event: events.FollowUpOffered, facts: Facts) -> None:
 @_apply.register
 def _(_event: events.FollowUpDeclined, facts: Facts) -> None:
     facts["offer_open"] = None
+
+
+@_apply.register
+def _(event: events.OutcomeRevised, facts: Facts) -> None:
+    facts["outcome"] = dict(event.outcome)
+    facts["outcome_revised"] = True
+    if event.after_decision:
+        facts["outcome_revised_after_decision"] = True
+
+
+@_apply.register
+def _(event: events.FollowUpOfferRevised, facts: Facts) -> None:
+    if event.kind is None:
+        facts["offer_open"] = None
+        return
+    facts["follow_up_offered"] = True
+    facts["offer_open"] = {
+        "kind": event.kind,
+        "offered_on": event.timestamp.date().isoformat(),
+    }
+
+
+@_apply.register
+def _(event: events.RiskFlagged, facts: Facts) -> None:
+    flag = {"flagged_on": event.timestamp.date().isoformat(), "reviewed_on": None}
+    facts["risk_flags"] = [*facts["risk_flags"], flag]
+
+
+@_apply.register
+def _(event: events.RiskReviewed, facts: Facts) -> None:
+    flags = facts["risk_flags"]
+    if flags:
+        reviewed = {**flags[-1], "reviewed_on": event.timestamp.date().isoformat()}
+        facts["risk_flags"] = [*flags[:-1], reviewed]
+
+
+@_apply.register
+def _(_event: events.RelapseSuspected, facts: Facts) -> None:
+    facts["relapse_suspected"] = True

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from projections.base import ReadModelProjection
 from projections.facts import Facts, counted, strategies_used, valid_measures
 from projections.store import PostgresReadModelView, ReadModel, SQLiteReadModelView
 
-TERMINATION_NOTICE = 2
-"""Termination is discussed at least two sessions before the end (research R11)."""
+RISK_REVIEW_DAYS = 7
+"""A risk flag is to be followed up within a week (domain.md §8)."""
 
 
 class Fidelity(ReadModel):
@@ -19,7 +20,7 @@ class Fidelity(ReadModel):
     def row(self, facts: Facts) -> dict[str, Any]:
         sessions = counted(facts)
         measures = len(valid_measures(facts))
-        left = facts["end_started_left"]
+        flags = facts["risk_flags"]
         return {
             "case_id": facts["case_id"],
             "clinic_id": facts["clinic_id"],
@@ -33,11 +34,14 @@ class Fidelity(ReadModel):
             if sessions
             else None,
             "middle_strategies": strategies_used(facts),
-            "termination_raised_on_time": None
-            if left is None
-            else left >= TERMINATION_NOTICE,
+            "termination_tasks": facts["termination_tasks"],
+            "termination_tasks_done": len(facts["termination_tasks"]),
+            "end_phase_sessions": facts["end_sessions_at_conclusion"],
             "maintenance_discussed": facts["maintenance_discussed"],
             "deviations": facts["deviations"],
+            "risk_flags": len(flags),
+            "risk_reviews_within_7_days": sum(1 for f in flags if _in_time(f)),
+            "outcome_revised_after_decision": facts["outcome_revised_after_decision"],
         }
 
 
@@ -52,3 +56,12 @@ class SQLiteFidelityView(SQLiteReadModelView):
 
 class PostgresFidelityView(PostgresReadModelView):
     model = Fidelity()
+
+
+def _in_time(flag: dict[str, Any]) -> bool:
+    if flag["reviewed_on"] is None:
+        return False
+    waited = date.fromisoformat(flag["reviewed_on"]) - date.fromisoformat(
+        flag["flagged_on"]
+    )
+    return waited.days <= RISK_REVIEW_DAYS

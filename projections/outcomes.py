@@ -23,6 +23,7 @@ METRICS = (
     "follow_up_offered",
     "follow_up_accepted",
     "withdrawn",
+    "revised",
     "sessions_at_conclusion",
 )
 
@@ -40,6 +41,8 @@ class Outcomes(ReadModel):
             "follow_up_offered": int(facts["follow_up_offered"]),
             "follow_up_accepted": int(facts["follow_up_accepted"]),
             "withdrawn": int(facts["withdrawn"]),
+            # A revised outcome counts once, under its current class, and as revised.
+            "revised": int(outcome is not None and facts["outcome_revised"]),
             "sessions_at_conclusion": facts["sessions_at_conclusion"] or 0,
         }
         if outcome is not None:

@@ -42,7 +42,7 @@ COURSE = Course(baseline=18, final=8, contract=16, brief=True, today=date(2026, 
 phq9 18 at baseline, a 16-session contract cut to 4 after one middle session (a
 contract_range deviation), so the end phase has 2 sessions left; 8 at the end is a
 response with residual symptoms."""
-BASELINE = COURSE.measure(COURSE.baseline).params()
+BASELINE = COURSE.measure(COURSE.baseline_score).params()
 """{"instrument": "phq9", "score": 18, "measured_on": "2026-10-01"}"""
 OPENING = {
     "client_ref": "A-1042",
@@ -72,6 +72,13 @@ CASE_FIELDS = {
     "follow_up_contract",
     "deviations",
     "transitions",
+    "outcome_revised_after_decision",
+    "intake_on",
+    "inventory",
+    "termination_tasks",
+    "risk",
+    "relapse",
+    "protocol_parameters",
 }
 TRANSITIONS = {
     "start_middle",
@@ -218,6 +225,11 @@ def with_session(api: Api, case_id: str) -> None:
     drive(api, case_id, COURSE.session())
 
 
+def with_risk_flag(api: Api, case_id: str) -> None:
+    """A PHQ-9 whose item 9 (thoughts of self-harm) was 2: a flag to follow up."""
+    post_ok(api, case_id, "measures", {**BASELINE, "risk_item": 2})
+
+
 def ready_for_middle(api: Api, case_id: str) -> None:
     """Inventory, focus, a 16-session contract, a baseline and one session."""
     drive(api, case_id, *COURSE.beginning_ready())
@@ -317,6 +329,9 @@ COMMANDS: dict[str, Command] = {
         with_session,
     ),
     "reassign": Command("reassign", {"clinician_id": "t-9"}),
+    "risk-reviews": Command(
+        "risk-reviews", {"outcome": "safety_plan_made"}, with_risk_flag
+    ),
     "start_middle": Command("transitions/start_middle", None, ready_for_middle),
     "start_end": Command("transitions/start_end", None, ready_for_end),
     "conclude": Command(
@@ -1277,7 +1292,8 @@ class TestCorrections:
 
         case = assert_case_answer(answer, 200)
         assert case["sessions_held"] == NO_SESSIONS
-        assert case["sessions_remaining"] == 16
+        # The voided number is not given again (D50): 15 numbers are left.
+        assert case["sessions_remaining"] == 15
         assert "beginning_session_required" in rules_of(case, "start_middle")
         assert history(api, case_id)[-1]["type"] == "SessionEnteredInError"
 
@@ -2138,3 +2154,44 @@ class TestIdempotencyKey:
 
         assert_problem(answer, 400, "bad_request")
         assert len(history(sqlite_api, case_id)) == 1
+
+
+class TestProtocols:
+    @pytest.mark.parametrize("who", ["clinician", "auditor", "ops"])
+    def test_every_role_lists_every_protocol_version_with_its_parameters(
+        self, sqlite_api: Api, who: str
+    ) -> None:
+        answer: Response = sqlite_api.get("/protocols", who=who)
+
+        assert answer.status_code == 200
+        found = {p["id"]: p for p in answer.json()["items"]}
+        assert set(found) == {"ipt@1", "ipt-a@1", "fb-ipt@1", "ipt-g@1", "ipt-b@1"}
+        assert found["ipt@1"]["contract_sessions"] == {
+            "low": 12,
+            "high": 16,
+            "default": 16,
+        }
+        assert found["ipt-g@1"]["uncounted_session_kinds"] == [
+            "individual_pre_group",
+            "individual_mid_group",
+            "individual_post_group",
+        ]
+        assert found["fb-ipt@1"]["parent_session_required_before_middle"] is True
+
+    def test_without_a_token_the_protocols_are_401(self, sqlite_api: Api) -> None:
+        answer: Response = sqlite_api.client.get("/protocols")
+
+        assert_problem(answer, 401, "unauthorized")
+
+    def test_a_case_shows_the_parameters_of_its_own_protocol(
+        self, sqlite_api: Api
+    ) -> None:
+        case_id = new_case(sqlite_api, protocol="ipt-b", client_age=52)
+
+        case = read_case(sqlite_api, case_id)
+
+        listed = sqlite_api.get("/protocols").json()["items"]
+        assert case["protocol_parameters"] == next(
+            p for p in listed if p["id"] == "ipt-b@1"
+        )
+        assert case["intake_on"] == "2026-08-01"

@@ -144,7 +144,7 @@ def test_an_fb_ipt_case_cannot_start_the_middle_phase_without_a_parent_session(
     case = f"/cases/{case_id}"
     http.run(case_id, course.inventory(), course.focus())
     server.ok(f"{case}/contract", {})  # the protocol's default contract
-    http.run(case_id, course.measure(course.baseline), course.session())
+    http.run(case_id, course.measure(course.baseline_score), course.session())
 
     refused = server.post(f"{case}/transitions/start_middle")
     http.run(case_id, course.session(attendees=["client", "parent"]))

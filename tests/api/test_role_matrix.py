@@ -81,6 +81,7 @@ MATRIX = (
     Row("missed-sessions", "POST", "/cases/{id}/missed-sessions", RECORD),
     Row("corrections", "POST", "/cases/{id}/corrections", COMMAND),
     Row("reassign", "POST", "/cases/{id}/reassign", COMMAND),
+    Row("risk-reviews", "POST", "/cases/{id}/risk-reviews", COMMAND),
     Row("start_middle", "POST", "/cases/{id}/transitions/start_middle", COMMAND),
     Row("start_end", "POST", "/cases/{id}/transitions/start_end", COMMAND),
     Row("conclude", "POST", "/cases/{id}/transitions/conclude", COMMAND),

@@ -31,12 +31,12 @@ from ipt_workflow.domain.commands import (
 )
 from ipt_workflow.domain.courses import Course
 from ipt_workflow.storage.chain import GENESIS, event_hash
-from tests.support.api import Api, make_api
+from tests.support.api import INTAKE_ON, Api, make_api
 from tests.support.drivers import OverHttp, ThroughApplication, case_of
 
 TODAY = date(2026, 11, 25)
 """The day of the commands given straight to the application."""
-COURSE = Course(today=TODAY)
+COURSE = Course(today=TODAY, intake_on=INTAKE_ON)
 CHECKPOINT_KEY = "audit-tests-checkpoint-key-0123456789abcdef"
 OTHER_KEY = "another-checkpoint-key-that-nobody-configured-42"
 
@@ -121,6 +121,8 @@ def full_course(api: Api, client_ref: str = "A-1042") -> tuple[str, list[str]]:
         ),
         *(c.session(held_on=august(day), modality="video") for day in range(3, 12)),
         CorrectEntry.parse(entry="session", number=10, reason="duplicate_entry"),
+        # A voided number is not given again: the lost slot is renegotiated (D50).
+        RenegotiateContract.parse(sessions=13, reason="scheduling"),
         c.session(held_on=august(12)),
         RecordMissedSession.parse(
             scheduled_on="2026-08-13", reason="client_cancelled", today=TODAY

@@ -107,7 +107,7 @@ class TestValidation:
         kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
         assert bundle["type"] == "collection"
         assert kinds.count("EpisodeOfCare") == 1
-        assert kinds.count("CarePlan") == 3
+        assert kinds.count("CarePlan") == 4  # agreed, renegotiated twice, follow-up
         assert kinds.count("Encounter") == 15
         assert kinds.count("Observation") == 3
 
@@ -217,6 +217,7 @@ class TestStatuses:
         assert [
             (p["status"], p["category"][0]["coding"][0]["code"]) for p in plans
         ] == [
+            ("revoked", "acute"),
             ("revoked", "acute"),
             ("completed", "acute"),
             ("completed", "continuation"),

@@ -128,7 +128,9 @@ def start_server(
         if process.poll() is not None:
             raise AssertionError(f"server exited: {log_path.read_text()}")
         try:
-            probe = httpx.get(f"{server.base}/healthz", timeout=1)
+            # A probe given up on client-side may still be answered and counted by
+            # the server, so wait long enough for a slow first answer.
+            probe = httpx.get(f"{server.base}/healthz", timeout=10)
         except httpx.HTTPError:
             time.sleep(0.1)
             continue

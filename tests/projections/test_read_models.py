@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from ipt_workflow.composition.builders import build_application
 from ipt_workflow.composition.settings import Settings
 from ipt_workflow.domain import events
 from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.codes import Phase
 from projections.catalog import CATALOG
 from tests.support.caseload import generate
 
@@ -108,13 +110,19 @@ class Reference:
                 cell["sessions_at_conclusion"] += self._at(
                     case_id, concluded_at
                 ).counted_sessions()
-            cell["follow_up_offered"] += int(
-                bool(self._versions(case_id, events.FollowUpOffered))
-            )
+            revisions = [
+                e
+                for e in self.events[case_id]
+                if isinstance(e, events.FollowUpOfferRevised) and e.kind is not None
+            ]
+            offered = self._versions(case_id, events.FollowUpOffered) or revisions
+            cell["follow_up_offered"] += int(bool(offered))
             cell["follow_up_accepted"] += int(
                 bool(self._versions(case_id, events.FollowUpAccepted))
             )
             cell["withdrawn"] += int(case.phase == "withdrawn")
+            revised = bool(self._versions(case_id, events.OutcomeRevised))
+            cell["revised"] += int(case.outcome is not None and revised)
         return {k: {m: n for m, n in v.items() if n} for k, v in cells.items()}
 
     def _since_measure(self, case_id: str, case: TherapyCase) -> int:
@@ -158,19 +166,51 @@ class Reference:
                     "sessions_since_measure": self._since_measure(case_id, case),
                     "sessions_left": case.acute_sessions_remaining,
                     "sessions_held": case.counted_sessions(),
-                    "parent_sessions": len(case.parent_sessions()),
+                    "parent_sessions": len(
+                        [s for s in case.parent_sessions() if s["phase"] == "beginning"]
+                    ),
                     "offer_kind": offer["kind"] if offer else None,
                     "offer_on": offer["offered_at"][:10] if offer else None,
+                    "risk_flagged_on": self._open_flag_on(case_id),
+                    "relapse_suspected": bool(
+                        self._versions(case_id, events.RelapseSuspected)
+                    ),
+                    "outcome_revised_after_decision": (
+                        case.outcome_revised_after_decision
+                    ),
                 }
             )
         return rows
+
+    def _flags(self, case_id: str) -> list[dict[str, Any]]:
+        """Each risk flag's day, and the day of the review that followed it."""
+        flags: list[dict[str, Any]] = []
+        for e in self.events[case_id]:
+            day = e.timestamp.date().isoformat()  # type: ignore[attr-defined]
+            if isinstance(e, events.RiskFlagged):
+                flags.append({"flagged_on": day, "reviewed_on": None})
+            elif isinstance(e, events.RiskReviewed):
+                flags[-1]["reviewed_on"] = day
+        return flags
+
+    def _open_flag_on(self, case_id: str) -> str | None:
+        flags = self._flags(case_id)
+        if flags and flags[-1]["reviewed_on"] is None:
+            found: str = flags[-1]["flagged_on"]
+            return found
+        return None
 
     def fidelity(self) -> list[dict[str, Any]]:
         rows = []
         for case_id, case in sorted(self.cases.items()):
             focus = self._versions(case_id, events.FocusAgreed)
-            ends = self._versions(case_id, events.EndPhaseStarted)
-            left = self._at(case_id, ends[0]).acute_sessions_remaining if ends else None
+            concluded = self._versions(case_id, events.AcuteTreatmentConcluded)
+            end_held = (
+                self._at(case_id, concluded[0]).counted_sessions(Phase.end)
+                if concluded
+                else None
+            )
+            flags = self._flags(case_id)
             sessions = case.counted_sessions()
             measures = len([m for m in case.measures if not m["voided"]])
             rows.append(
@@ -198,9 +238,25 @@ class Reference:
                             for x in s["strategies"]
                         }
                     ),
-                    "termination_raised_on_time": None if left is None else left >= 2,
+                    "termination_tasks": list(case.termination_tasks),
+                    "termination_tasks_done": len(case.termination_tasks),
+                    "end_phase_sessions": end_held,
                     "maintenance_discussed": case.maintenance_discussed,
                     "deviations": len(case.deviations),
+                    "risk_flags": len(flags),
+                    "risk_reviews_within_7_days": sum(
+                        1
+                        for f in flags
+                        if f["reviewed_on"] is not None
+                        and (
+                            date.fromisoformat(f["reviewed_on"])
+                            - date.fromisoformat(f["flagged_on"])
+                        ).days
+                        <= 7
+                    ),
+                    "outcome_revised_after_decision": (
+                        case.outcome_revised_after_decision
+                    ),
                 }
             )
         return rows

@@ -50,7 +50,13 @@ class Api:
         clinician_id: str = "t-7",
     ) -> str:
         """A new case of clinic-a (201), for an adult under ipt by default."""
-        course = Course(protocol, age=client_age, prior_episodes=prior_episodes)
+        # The tests' courses are dated from October 2026: their cases begin before.
+        course = Course(
+            protocol,
+            age=client_age,
+            prior_episodes=prior_episodes,
+            intake_on=INTAKE_ON,
+        )
         opening = course.opening("clinic-a", client_ref, clinician_id)
         answer = self.post("/cases", opening_body(opening))
         assert answer.status_code == 201, answer.text
@@ -65,6 +71,10 @@ ROLES = {
     "other_auditor": ("auditor", ["clinic-b"]),
     "ops": ("ops", ["*"]),
 }
+
+
+INTAKE_ON = date(2026, 8, 1)
+"""When the cases these tests open began (intake_on): before every date they use."""
 
 
 def make_api(settings: Settings) -> Iterator[Api]:

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from ipt_workflow.application.cases import CaseApplication
 from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.codes import TerminationTask
 from ipt_workflow.domain.commands import (
     AcceptFollowUp,
     AgreeContract,
@@ -20,7 +21,9 @@ from ipt_workflow.domain.commands import (
     CorrectEntry,
     DeclineFollowUp,
     Reassign,
+    RecordMeasure,
     RecordMissedSession,
+    RecordRiskReview,
     StartEnd,
     StartMiddle,
     Withdraw,
@@ -52,7 +55,8 @@ class RandomCourse:
         self, app: CaseApplication, rng: random.Random, case_id: UUID, plan: Course
     ) -> None:
         self.app, self.rng, self.case_id, self.plan = app, rng, case_id, plan
-        self.day = TODAY - timedelta(days=rng.randint(60, 400))
+        assert plan.intake_on is not None
+        self.day = plan.intake_on
 
     def do(self, command: Command) -> bool:
         try:
@@ -71,7 +75,22 @@ class RandomCourse:
         return self.do(self.plan.session(held_on=self.day, modality=modality, **kw))
 
     def measure(self, score: int) -> bool:
-        return self.do(self.plan.measure(score, on=self.day))
+        """A measure on the course's day; on the PHQ-9 and BDI-II sometimes with a
+        risk item, and a risk flag is mostly reviewed soon after."""
+        risk = None
+        if self.plan.scale in ("phq9", "bdi2") and self.rng.random() < 0.3:
+            risk = self.rng.choice((0, 0, 1, 2))
+        measure = RecordMeasure.parse(
+            instrument=self.plan.scale,
+            score=score,
+            measured_on=self.day,
+            risk_item=risk,
+            today=TODAY,
+        )
+        done = self.do(measure)
+        if done and risk and self.rng.random() < 0.7:
+            self.do(RecordRiskReview.parse(outcome="safety_plan_made"))
+        return done
 
 
 def generate(app: CaseApplication, cases: int, seed: int) -> list[UUID]:
@@ -90,6 +109,7 @@ def generate(app: CaseApplication, cases: int, seed: int) -> list[UUID]:
             age=age,
             prior_episodes=rng.choice((0, 1, 3)),
             today=TODAY,
+            intake_on=TODAY - timedelta(days=rng.randint(60, 400)),
         )
         opening = plan.opening(clinic_id, f"GEN-{seed}-{n}", clinician_id)
         opened = app.open_case(opening, ctx())
@@ -163,8 +183,14 @@ def _drive(c: RandomCourse, protocol: str) -> None:
     c.measure(final)
     if stop < 0.45:
         return  # in the end phase, measured
-    if not c.do(Conclude.parse(maintenance_discussed=rng.random() < 0.5)):
+    tasks = rng.sample(TASKS, rng.randint(0, len(TASKS)))
+    concluding = Conclude.parse(
+        maintenance_discussed=rng.random() < 0.5, termination_tasks=tasks
+    )
+    if not c.do(concluding):
         return
+    if rng.random() < 0.2:
+        _correct_final(c, floor, baseline)
     offer = c.case.follow_up_offer
     if offer is None:
         if rng.random() < 0.5:
@@ -184,5 +210,30 @@ def _drive(c: RandomCourse, protocol: str) -> None:
     c.do(AcceptFollowUp.parse(sessions=sessions, frequency="monthly"))
     for _ in range(rng.randint(0, sessions)):
         c.session()
+        if rng.random() < 0.4:
+            c.measure(rng.randint(floor, floor + 27))
+    if rng.random() < 0.2:
+        _correct_final(c, floor, baseline)  # after the client's decision
     if rng.random() < 0.7:
         c.do(Close.parse(reason="other" if rng.random() < 0.1 else None))
+
+
+TASKS = [t.value for t in TerminationTask]
+
+
+def _correct_final(c: RandomCourse, floor: int, baseline: int) -> None:
+    """The final score was typed wrongly: replace it (the outcome may be revised)."""
+    final = c.case.final_measure
+    if final is None:
+        return
+    score = c.rng.randint(floor, floor + baseline - floor)
+    c.do(
+        CorrectEntry.parse(
+            entry="measure",
+            reason="wrong_details",
+            instrument=final["instrument"],
+            measured_on=final["measured_on"],
+            replacement={"score": score, "measured_on": final["measured_on"]},
+            today=TODAY,
+        )
+    )

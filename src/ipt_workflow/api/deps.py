@@ -83,6 +83,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
 Clinician = Annotated[Principal, Depends(require("clinician"))]
 Reader = Annotated[Principal, Depends(require("clinician", "auditor"))]
 Auditor = Annotated[Principal, Depends(require("auditor"))]
+AnyRole = Annotated[Principal, Depends(authenticate)]
 
 
 def idempotency_key(

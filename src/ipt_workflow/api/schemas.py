@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -41,25 +41,18 @@ from ipt_workflow.domain.codes import (
     Modality,
     RelationshipRole,
     RenegotiationReason,
+    RiskReviewOutcome,
     SecondaryAreaReason,
     Strategy,
+    TerminationTask,
     WithdrawalReason,
-)
-from ipt_workflow.domain.commands import (
-    AGE,
-    CLOSENESS,
-    CONTRACT_SESSIONS,
-    FOLLOW_UP_SESSIONS,
-    MINUTES,
-    PRIOR_EPISODES,
-    RELATIONSHIPS,
-    SESSION_NUMBER,
 )
 from ipt_workflow.domain.inputs import (
     DATE_GRACE,
     IDENTIFIER_CHARACTERS,
     IDENTIFIER_LENGTH,
     NOTE_LENGTH,
+    RISK_ITEM,
     aspects_problem,
 )
 from ipt_workflow.domain.measures import FollowUpKind, OutcomeClass
@@ -71,6 +64,16 @@ from ipt_workflow.domain.protocols import (
     IntRange,
     ProblemArea,
     SessionKind,
+)
+from ipt_workflow.domain.values import (
+    AGE,
+    CLOSENESS,
+    CONTRACT_SESSIONS,
+    FOLLOW_UP_SESSIONS,
+    MINUTES,
+    PRIOR_EPISODES,
+    RELATIONSHIPS,
+    SESSION_NUMBER,
 )
 
 Identifier = Annotated[
@@ -145,10 +148,39 @@ class Body(BaseModel):
     """A request body: unknown fields are refused, so typos are not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+    added: ClassVar[tuple[str, ...]] = ()
+    """Fields added after the first release (see `stable_dump`)."""
 
     on_behalf_of: Identifier | None = Field(
         default=None, description="the clinician the caller acts for, if not itself"
     )
+
+
+def stable_dump(body: BaseModel) -> dict[str, Any]:
+    """The body as JSON, without the fields added after the first release where
+    they have their defaults: what an idempotency key's request digest is taken
+    over, so a retry from before an upgrade is still the same request."""
+    data: dict[str, Any] = body.model_dump(mode="json")
+    _drop_added(body, data)
+    return data
+
+
+def _drop_added(model: BaseModel, data: dict[str, Any]) -> None:
+    data.update(getattr(model, "dumped_before", {}))
+    fields = type(model).model_fields
+    for name in getattr(model, "added", ()):
+        if getattr(model, name) == fields[name].get_default(call_default_factory=True):
+            data.pop(name, None)
+    for name in fields:
+        value = getattr(model, name)
+        if name not in data:
+            continue
+        if isinstance(value, BaseModel):
+            _drop_added(value, data[name])
+        elif isinstance(value, list):
+            for item, dumped in zip(value, data[name], strict=True):
+                if isinstance(item, BaseModel):
+                    _drop_added(item, dumped)
 
 
 def example(**values: Any) -> ConfigDict:
@@ -162,6 +194,7 @@ class CaseCreate(Body):
         client_age=34,
         clinician_id="t-7",
         prior_episodes=1,
+        intake_on="2026-01-05",
     )
     client_ref: Identifier
     protocol: ProtocolRef = Field(
@@ -170,6 +203,12 @@ class CaseCreate(Body):
     client_age: Count = within(AGE)
     clinician_id: Identifier
     prior_episodes: Count = within(PRIOR_EPISODES, default=0)
+    intake_on: PastDay | None = Field(
+        default=None,
+        description="the day of the first assessment (default: today); sessions and "
+        "measures may be dated from 30 days before it",
+    )
+    added = ("intake_on",)
 
 
 class Relationship(BaseModel):
@@ -183,6 +222,13 @@ class Relationship(BaseModel):
     conflict: Flag = False
     changed_at_onset: Flag = False
     deceased: Flag = False
+    current: Flag = Field(
+        default=True, description="false for a past relationship (it ended)"
+    )
+    communication_style: CommunicationStyle | None = None
+    added: ClassVar[tuple[str, ...]] = ("current", "communication_style")
+    dumped_before: ClassVar[dict[str, Any]] = {"on_behalf_of": None}
+    """The first release took (and ignored) on_behalf_of here: its digests saw it."""
 
 
 class InventoryRecord(Body):
@@ -190,15 +236,23 @@ class InventoryRecord(Body):
         relationships=[
             {"role": "partner", "closeness": 1, "conflict": True},
             {"role": "mother", "closeness": 2, "supportive": True},
+            {"role": "father", "closeness": 2, "deceased": True, "current": False},
         ],
         attachment_style="anxious",
         communication_style="passive",
+        support_sources=["mother", "friend"],
     )
     relationships: list[Relationship] = Field(
         min_length=RELATIONSHIPS.low, max_length=RELATIONSHIPS.high
     )
     attachment_style: AttachmentStyle | None = None
     communication_style: CommunicationStyle | None = None
+    support_sources: list[RelationshipRole] = Field(
+        default_factory=list,
+        max_length=len(RelationshipRole),
+        description="where the client finds support (roles, never names)",
+    )
+    added = ("support_sources",)
 
 
 class FocusAgree(Body):
@@ -238,10 +292,19 @@ class DeviationRecord(Body):
 
 
 class MeasureRecord(Body):
-    model_config = example(instrument="phq9", score=18, measured_on="2026-01-05")
+    model_config = example(
+        instrument="phq9", score=18, measured_on="2026-01-05", risk_item=1
+    )
     instrument: Instrument
     score: Count = within(ALL_SCORES, description="within the instrument's range")
     measured_on: PastDay
+    risk_item: Count | None = within(
+        RISK_ITEM,
+        default=None,
+        description="item 9 (thoughts of self-harm) of phq9 or bdi2; above 0 flags "
+        "a risk to follow up",
+    )
+    added = ("risk_item",)
 
     @field_validator("score")
     @classmethod
@@ -288,13 +351,41 @@ class MissedSessionRecord(Body):
     note: Note | None = None
 
 
+class Replacement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    score: Count = within(
+        ALL_SCORES, description="on the corrected measure's instrument"
+    )
+    measured_on: PastDay
+
+
 class CorrectionRecord(Body):
-    model_config = example(entry="session", number=3, reason="duplicate_entry")
+    model_config = example(
+        entry="measure",
+        measured_on="2026-01-05",
+        instrument="phq9",
+        reason="wrong_details",
+        replacement={"score": 17, "measured_on": "2026-01-05"},
+    )
     entry: CorrectedEntry
     number: Count | None = within(SESSION_NUMBER, default=None)
     measured_on: PastDay | None = None
     instrument: Instrument | None = None
+    held_on: PastDay | None = Field(
+        default=None, description="the day of the uncounted meeting to correct"
+    )
+    replacement: Replacement | None = Field(
+        default=None,
+        description="a measure's right value, recorded in its place in the same save",
+    )
     reason: CorrectionReason
+    note: Note | None = None
+    added = ("held_on", "replacement")
+
+
+class RiskReview(Body):
+    model_config = example(outcome="safety_plan_made")
+    outcome: RiskReviewOutcome
     note: Note | None = None
 
 
@@ -304,7 +395,9 @@ class Reassignment(Body):
 
 
 class TransitionBody(Body):
-    model_config = example(maintenance_discussed=True)
+    model_config = example(
+        termination_tasks=["progress_reviewed", "maintenance_discussed"]
+    )
     reason: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         default=None,
         description=(
@@ -316,6 +409,12 @@ class TransitionBody(Body):
     )
     note: Note | None = None
     maintenance_discussed: Flag = False
+    termination_tasks: list[TerminationTask] = Field(
+        default_factory=list,
+        max_length=len(TerminationTask),
+        description="conclude: the end-phase tasks done",
+    )
+    added = ("termination_tasks",)
 
 
 class FollowUpOffer(Body):
@@ -441,6 +540,87 @@ class CaseView(BaseModel):
     follow_up_contract: ContractView | None
     deviations: list[DeviationView]
     transitions: dict[str, TransitionView]
+    outcome_revised_after_decision: bool
+    intake_on: date
+    inventory: InventoryView | None
+    termination_tasks: list[TerminationTask]
+    risk: RiskView | None
+    relapse: RelapseView | None
+    protocol_parameters: ProtocolView
+
+
+class Span(BaseModel):
+    low: int
+    high: int
+
+
+class ContractSpan(Span):
+    default: int
+
+
+class ProtocolView(BaseModel):
+    """A protocol version's parameters: what its cases are kept to."""
+
+    id: str
+    name: str
+    version: int
+    title: str
+    age: Span
+    contract_sessions: ContractSpan
+    beginning_sessions: Span
+    end_sessions: Span
+    counted_session_kinds: list[SessionKind]
+    uncounted_session_kinds: list[SessionKind]
+    problem_areas: list[ProblemArea]
+    frequencies: list[Frequency]
+    follow_up_frequencies: list[FollowUpFrequency]
+    parent_session_required_before_middle: bool
+    parent_session_expected_in_beginning: bool
+    pre_group_meeting_required: bool
+
+
+class ProtocolList(BaseModel):
+    items: list[ProtocolView]
+
+
+class RiskReviewView(BaseModel):
+    outcome: RiskReviewOutcome
+    reviewed_at: str
+    by: str
+
+
+class RiskView(BaseModel):
+    item: int
+    instrument: Instrument
+    measured_on: date
+    flagged_at: str
+    review: RiskReviewView | None
+    followed_up: bool
+
+
+class RelapseView(BaseModel):
+    instrument: Instrument
+    score: int
+    measured_on: date
+    reason: str
+
+
+class InventoryRelationshipView(BaseModel):
+    role: RelationshipRole
+    closeness: int
+    supportive: bool
+    conflict: bool
+    changed_at_onset: bool
+    deceased: bool
+    current: bool
+    communication_style: CommunicationStyle | None
+
+
+class InventoryView(BaseModel):
+    relationships: list[InventoryRelationshipView]
+    attachment_style: AttachmentStyle | None
+    communication_style: CommunicationStyle | None
+    support_sources: list[RelationshipRole]
 
 
 class SessionView(BaseModel):

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ipt_workflow.domain.case import TherapyCase
-from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.codes import FollowUpFrequency, Frequency, Phase
+from ipt_workflow.domain.protocols import (
+    COUNTED_KINDS,
+    IntRange,
+    ProblemArea,
+    Protocol,
+    SessionKind,
+)
+from ipt_workflow.domain.rules.measures import outcome_of
 
 if TYPE_CHECKING:
     from ipt_workflow.application.cases import Outcome
@@ -57,10 +65,17 @@ def case_view(case: TherapyCase, position: int | None) -> dict[str, Any]:
         else {k: focus[k] for k in ("primary_area", "secondary_area", "dispute_stage")},
         "baseline": _measure(case.baseline),
         "latest_measure": _measure(case.latest_measure),
-        "outcome": case.outcome,
+        "outcome": _outcome(case),
+        "outcome_revised_after_decision": case.outcome_revised_after_decision,
         "follow_up_offer": case.follow_up_offer,
         "follow_up_contract": case.follow_up_contract,
         "deviations": case.deviations,
+        "intake_on": case.intake_on,
+        "inventory": case.inventory,
+        "termination_tasks": list(case.termination_tasks),
+        "risk": _risk(case),
+        "relapse": case.relapse,
+        "protocol_parameters": protocol_view(case.protocol),
         "transitions": {
             t.value: {
                 "allowed": not reasons,
@@ -68,6 +83,57 @@ def case_view(case: TherapyCase, position: int | None) -> dict[str, Any]:
             }
             for t, reasons in case.why_not().items()
         },
+    }
+
+
+def _outcome(case: TherapyCase) -> Mapping[str, Any] | None:
+    """Once concluded, the outcome the case's current measures give (domain.md §7)."""
+    if case.outcome is None:
+        return None
+    current = outcome_of(case)
+    return case.outcome if current is None else current.as_dict()
+
+
+def _risk(case: TherapyCase) -> dict[str, Any] | None:
+    risk = case.risk
+    if risk is None:
+        return None
+    keys = ("item", "instrument", "measured_on", "flagged_at", "review")
+    return {**{k: risk[k] for k in keys}, "followed_up": risk["review"] is not None}
+
+
+def protocol_view(protocol: Protocol) -> dict[str, Any]:
+    """A protocol version's parameters (domain.md §3 and §8), as GET /protocols
+    and every case show them."""
+
+    def span(r: IntRange) -> dict[str, int]:
+        return {"low": r.low, "high": r.high}
+
+    kinds = [k for k in SessionKind if k in protocol.session_kinds]
+    return {
+        "id": protocol.id,
+        "name": protocol.name,
+        "version": protocol.version,
+        "title": protocol.title,
+        "age": span(protocol.age),
+        "contract_sessions": {
+            **span(protocol.contract_sessions),
+            "default": protocol.default_contract_sessions,
+        },
+        "beginning_sessions": span(protocol.beginning_sessions),
+        "end_sessions": span(protocol.end_sessions),
+        "counted_session_kinds": [k.value for k in kinds if k in COUNTED_KINDS],
+        "uncounted_session_kinds": [k.value for k in kinds if k not in COUNTED_KINDS],
+        "problem_areas": [a.value for a in ProblemArea if a in protocol.problem_areas],
+        "frequencies": [f.value for f in Frequency],
+        "follow_up_frequencies": [f.value for f in FollowUpFrequency],
+        "parent_session_required_before_middle": (
+            protocol.parent_session_required_before_middle
+        ),
+        "parent_session_expected_in_beginning": (
+            protocol.parent_session_expected_in_beginning
+        ),
+        "pre_group_meeting_required": protocol.pre_group_meeting_required,
     }
 
 

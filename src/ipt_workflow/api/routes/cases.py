@@ -36,6 +36,7 @@ from ipt_workflow.domain.commands import (
     RecordInventory,
     RecordMeasure,
     RecordMissedSession,
+    RecordRiskReview,
     RecordSession,
     SetContract,
 )
@@ -200,8 +201,19 @@ def record_missed_session(
 def correct_entry(
     case_id: CaseId, body: s.CorrectionRecord, runner: Runner
 ) -> JSONResponse:
-    """Mark a session or a measure as entered in error."""
+    """Mark a session, meeting or measure as entered in error; a measure may be
+    replaced in the same save (domain.md §7)."""
     return runner.run(case_id, body, runner.parse(CorrectEntry, body))
+
+
+@router.post(
+    "/{case_id}/risk-reviews", response_model=s.CaseView, responses=COMMAND_ERRORS
+)
+def record_risk_review(
+    case_id: CaseId, body: s.RiskReview, runner: Runner
+) -> JSONResponse:
+    """Record that the open risk flag was followed up, and how."""
+    return runner.run(case_id, body, runner.parse(RecordRiskReview, body))
 
 
 @router.post("/{case_id}/reassign", response_model=s.CaseView, responses=COMMAND_ERRORS)

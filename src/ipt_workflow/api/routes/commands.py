@@ -25,6 +25,7 @@ from ipt_workflow.api.deps import (
     expected_version,
     idempotency_key,
 )
+from ipt_workflow.api.schemas import stable_dump
 from ipt_workflow.api.views import case_view
 from ipt_workflow.application.cases import IdempotencyClaim, Outcome
 from ipt_workflow.composition.bootstrap import Services
@@ -72,7 +73,7 @@ class CommandRunner:
         request = {
             "method": self.request.method,
             "path": self._canonical_path(case_id),
-            "body": None if body is None else body.model_dump(mode="json"),
+            "body": None if body is None else stable_dump(body),
         }
         digest = hashlib.sha256(
             json.dumps(request, sort_keys=True).encode()
