@@ -9,22 +9,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import anyio
+from cachetools import TTLCache
 from fastapi import Depends, Header, Query, Request
 
 from ipt_workflow.api.errors import ApiError
 from ipt_workflow.application import CaseApplication
+from ipt_workflow.bootstrap import is_loopback
 from ipt_workflow.readmodels import ReadModels
 from ipt_workflow.settings import Settings
 from ipt_workflow.storage.access_log import AccessLog
-from ipt_workflow.storage.keys import ApiKey, KeyStore, Role
+from ipt_workflow.storage.keys import TOKEN_FORMAT, ApiKey, KeyStore, Role, token_hash
 
 DEV_CLINIC = "demo-clinic"
 DEV_TOKENS: dict[str, ApiKey] = {
     f"dev-{role}": ApiKey(f"dev-{role}", role, (DEV_CLINIC,), f"dev-{role}", "")
     for role in ("clinician", "auditor", "ops")
 }
-KEY_CACHE_SECONDS = 5.0
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+MAX_AUTHORIZATION = 128
+"""Longer than `Bearer ` and any token this service issues: it cannot be ours."""
+KEY_CACHE_ENTRIES = 4096
+ADDRESSES_TRACKED = 10_000
+GOOD_SECONDS = 600.0
+"""A client address over its failure budget still gets lookups for tokens that
+authenticated within this long: an attacker behind the same proxy or NAT cannot lock
+the clinic systems out."""
+WAIT_POLL_SECONDS = (0.05, 0.5)
+"""A `min_position` wait polls from every 50 ms, backing off to every 500 ms."""
 
 
 @dataclass(frozen=True)
@@ -46,30 +58,55 @@ class Principal:
 
 @dataclass
 class RateLimiter:
-    """A token bucket per API token, in this process."""
+    """A token bucket per name (an API key, a client address), in this process.
+
+    At most `tracked` names are remembered: the least recently used are forgotten
+    first, so no caller can grow it without bound.
+    """
 
     per_second: float
     burst: float
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    what: str = "this token"
+    tracked: int = ADDRESSES_TRACKED
+    _buckets: TTLCache[str, tuple[float, float]] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def check(self, token_id: str) -> None:
+    def __post_init__(self) -> None:
+        # A bucket refills completely within burst / per_second: forget it then.
+        refill = self.burst / self.per_second if self.per_second > 0 else 1.0
+        self._buckets = TTLCache(maxsize=self.tracked, ttl=max(refill, 1.0))
+
+    def take(self, name: str) -> int | None:
+        """Spend one request for `name`; None if allowed, else seconds to wait."""
         if self.per_second <= 0:
-            return
+            return None
         now = time.monotonic()
         with self._lock:
-            tokens, since = self._buckets.get(token_id, (self.burst, now))
+            tokens, since = self._buckets.get(name, (self.burst, now))
             tokens = min(self.burst, tokens + (now - since) * self.per_second)
             if tokens < 1:
-                wait = max(1, int((1 - tokens) / self.per_second + 0.999))
-                self._buckets[token_id] = (tokens, now)
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    "Too many requests for this token.",
-                    headers={"Retry-After": str(wait)},
-                )
-            self._buckets[token_id] = (tokens - 1, now)
+                self._buckets[name] = (tokens, now)
+                return max(1, int((1 - tokens) / self.per_second + 0.999))
+            self._buckets[name] = (tokens - 1, now)
+        return None
+
+    def exhausted(self, name: str) -> bool:
+        """Would the next request for `name` be refused? Spends nothing."""
+        if self.per_second <= 0:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            tokens, since = self._buckets.get(name, (self.burst, now))
+        return min(self.burst, tokens + (now - since) * self.per_second) < 1
+
+    def check(self, name: str) -> None:
+        wait = self.take(name)
+        if wait is not None:
+            raise _limited(f"Too many requests for {self.what}.", wait)
+
+
+def _limited(detail: str, wait: int) -> ApiError:
+    return ApiError(429, "rate_limited", detail, headers={"Retry-After": str(wait)})
 
 
 @dataclass
@@ -83,20 +120,59 @@ class Services:
     read_models: ReadModels | None = None
     access: AccessLog | None = None
     """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
-    _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
+    auth_failures: RateLimiter = field(
+        default_factory=lambda: RateLimiter(0, 0, "this client address")
+    )
+    """Failed authentications per client address (per_second 0: no limit)."""
+    _cache: TTLCache[str, ApiKey | None] | None = field(init=False, default=None)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    _recently_good: TTLCache[str, bool] = field(
+        default_factory=lambda: TTLCache(maxsize=KEY_CACHE_ENTRIES, ttl=GOOD_SECONDS)
+    )
+    """Hashes of tokens that authenticated lately: not locked out with an address."""
+
+    def __post_init__(self) -> None:
+        seconds = self.settings.key_cache_seconds
+        if seconds > 0:
+            self._cache = TTLCache(maxsize=KEY_CACHE_ENTRIES, ttl=seconds)
+
+    def cached_key(self, token: str) -> tuple[bool, ApiKey | None]:
+        """(known, key) from memory alone: dev tokens and recent lookups."""
+        if self.settings.dev and token in DEV_TOKENS:
+            return True, DEV_TOKENS[token]
+        if self._cache is None:
+            return False, None
+        digest = token_hash(token)
+        with self._cache_lock:
+            if digest in self._cache:
+                return True, self._cache[digest]
+        return False, None
 
     def find_key(self, token: str) -> ApiKey | None:
-        if self.settings.dev and token in DEV_TOKENS:
-            return DEV_TOKENS[token]
-        now = time.monotonic()
-        cached = self._cache.get(token)
-        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
-            return cached[1]
+        """The key of a token; only tokens of the issued format are looked up.
+
+        The cache is keyed by the token's hash, never the token, and holds at most
+        KEY_CACHE_ENTRIES keys for `key_cache_seconds` (the revocation delay).
+        """
+        known, key = self.cached_key(token)
+        if known:
+            return key
+        if not TOKEN_FORMAT.fullmatch(token):
+            return None
         key = self.keys.find(token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = (now, key)
+        digest = token_hash(token)
+        with self._cache_lock:
+            if self._cache is not None:
+                self._cache[digest] = key
+            if key is not None:
+                self._recently_good[digest] = True
         return key
+
+    def recently_good(self, token: str) -> bool:
+        """Did this token authenticate in the last GOOD_SECONDS?"""
+        digest = token_hash(token)
+        with self._cache_lock:
+            return digest in self._recently_good
 
 
 def services(request: Request) -> Services:
@@ -107,20 +183,48 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
+def client_address(request: Request) -> str:
+    """Who failed authentication: the peer's address (a proxy's, behind one)."""
+    return request.client.host if request.client else "unknown"
+
+
 def authenticate(
     svc: ServicesDep,
+    request: Request,
     authorization: Annotated[
         str | None, Header(description="`Bearer <token>`", include_in_schema=False)
     ] = None,
 ) -> Principal:
+    address = client_address(request)
+
+    def refuse(detail: str) -> ApiError:
+        # Every failure spends from the address's budget; once it is spent the
+        # answer is 429, and unknown tokens are not even looked up.
+        wait = svc.auth_failures.take(address)
+        if wait is not None:
+            return _limited("Too many failed authentications from this address.", wait)
+        return _unauthorized(detail)
+
     if not authorization:
-        raise _unauthorized("An Authorization: Bearer <token> header is required.")
+        raise refuse("An Authorization: Bearer <token> header is required.")
+    if len(authorization) > MAX_AUTHORIZATION:
+        raise refuse("This token is unknown or revoked.")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("The Authorization header must be `Bearer <token>`.")
-    key = svc.find_key(token.strip())
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise refuse("The Authorization header must be `Bearer <token>`.")
+    known, key = svc.cached_key(token)
+    if not known:
+        if svc.auth_failures.exhausted(address) and not svc.recently_good(token):
+            raise refuse("This token is unknown or revoked.")
+        key = svc.find_key(token)
+    if key is not None and key.key_id.startswith("dev-"):
+        # Dev tokens are for the developer's own machine only (finding 6).
+        server = request.scope.get("server") or ("", 0)
+        if not (is_loopback(address) and is_loopback(str(server[0]))):
+            key = None
     if key is None:
-        raise _unauthorized("This token is unknown or revoked.")
+        raise refuse("This token is unknown or revoked.")
     svc.limiter.check(key.key_id)
     return Principal(
         actor=key.actor,
@@ -184,7 +288,46 @@ def expected_version(
     return int(match.group(1))
 
 
-def read_your_writes(
+async def wait_for_position(
+    models: ReadModels, position: int, names: list[str] | None = None
+) -> None:
+    """Wait until the read models reach `position`, holding no thread meanwhile.
+
+    A position beyond the head of the log is refused at once (422): no write of the
+    caller can have it. Each check runs briefly in a worker thread; between checks
+    the request waits on the event loop, so waiting readers cannot starve the
+    thread pool that every other route runs on.
+    """
+    head = await anyio.to_thread.run_sync(models.head)
+    if position > head:
+        raise ApiError(
+            422,
+            "position_not_reached",
+            "No event has this position yet: min_position must be a position "
+            "an answer gave you.",
+            errors=[{"field": "min_position", "message": "beyond the log"}],
+        )
+    wanted = list(names or models.views)
+    deadline = time.monotonic() + models.wait_seconds
+    pause = WAIT_POLL_SECONDS[0]
+    while True:
+        wanted = await anyio.to_thread.run_sync(models.not_reached, position, wanted)
+        if not wanted:
+            return
+        if time.monotonic() >= deadline:
+            which = f"{wanted[0]} read model has" if names else "read models have"
+            raise ApiError(
+                503,
+                "projection_lagging",
+                f"The {which} not reached position {position} "
+                f"in {models.wait_seconds:g} s.",
+                headers={"Retry-After": "1"},
+            )
+        await anyio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, WAIT_POLL_SECONDS[1])
+
+
+async def read_your_writes(
     svc: ServicesDep,
     min_position: Annotated[
         int | None,
@@ -194,13 +337,7 @@ def read_your_writes(
     """Honour `?min_position=` on a read: wait for the projections, or 503."""
     if min_position is None or svc.read_models is None:
         return
-    if not svc.read_models.wait(min_position):
-        raise ApiError(
-            503,
-            "projection_lagging",
-            f"The read models have not reached position {min_position} in 5 s.",
-            headers={"Retry-After": "1"},
-        )
+    await wait_for_position(svc.read_models, min_position)
 
 
 ReadYourWrites = Annotated[None, Depends(read_your_writes)]
