@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, cast
 
 import anyio
 from cachetools import TTLCache
@@ -26,6 +26,7 @@ DEV_TOKENS: dict[str, ApiKey] = {
     f"dev-{role}": ApiKey(f"dev-{role}", role, (DEV_CLINIC,), f"dev-{role}", "")
     for role in ("clinician", "auditor", "ops")
 }
+_MISSING = object()
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 MAX_AUTHORIZATION = 128
 """Longer than `Bearer ` and any token this service issues: it cannot be ours."""
@@ -142,11 +143,12 @@ class Services:
             return True, DEV_TOKENS[token]
         if self._cache is None:
             return False, None
-        digest = token_hash(token)
         with self._cache_lock:
-            if digest in self._cache:
-                return True, self._cache[digest]
-        return False, None
+            # One lookup: an entry can expire between a membership test and a read.
+            found = self._cache.get(token_hash(token), _MISSING)
+        if found is _MISSING:
+            return False, None
+        return True, cast(ApiKey | None, found)
 
     def find_key(self, token: str) -> ApiKey | None:
         """The key of a token; only tokens of the issued format are looked up.
