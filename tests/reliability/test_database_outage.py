@@ -40,14 +40,25 @@ def projections_process(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(served: Served) -> subprocess.Popen[bytes]:
+        heartbeat = tmp_path / "projections.alive"
         process = subprocess.Popen(
-            [sys.executable, "-m", "ipt_workflow.cli", "projections", "run"],
+            [
+                sys.executable,
+                "-m",
+                "ipt_workflow.cli",
+                "projections",
+                "run",
+                "--heartbeat",
+                str(heartbeat),
+            ],
             env={**served.env, "IPT_LOG_FORMAT": "json"},
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "projections.log").open("wb"),
             start_new_session=True,
         )
         started.append(process)
+        # Running, not starting: a start-up failure stops the process by design (D31).
+        wait_until(heartbeat.exists, 60, "the projection process runs")
         return process
 
     try:
@@ -88,10 +99,9 @@ def test_an_outage_under_load_is_503s_then_recovery_with_nothing_acknowledged_lo
     codes = clients.wait(180)
     attempts = clients.attempts()
     last = max(a["position"] for a in clients.acknowledged().values())
+    deadline = time.monotonic() + RECOVERY_WITHIN
     caught_up = server.get("/projections/caseload", min_position=last, timeout=30)
-    for _ in range(int(RECOVERY_WITHIN)):
-        if caught_up.status_code == 200:
-            break
+    while caught_up.status_code != 200 and time.monotonic() < deadline:
         caught_up = server.get("/projections/caseload", min_position=last, timeout=30)
 
     assert codes == [0] * CLIENTS, codes
