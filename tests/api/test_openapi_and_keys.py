@@ -140,7 +140,12 @@ class TestRateLimit:
             rate_limit_per_second=1,
             rate_limit_burst=3,
         )
-        with TestClient(create_app(settings)) as client:
+        # Dev tokens are honoured only on a loopback address, from a loopback client.
+        with TestClient(
+            create_app(settings),
+            base_url="http://127.0.0.1",
+            client=("127.0.0.1", 50000),
+        ) as client:
             auth = {"Authorization": "Bearer dev-ops"}
             answers = [
                 client.get("/cases/00000000-0000-0000-0000-000000000000", headers=auth)

@@ -98,17 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _settings() -> Settings:
     """The settings from the environment, or exit 2 naming what is wrong."""
-    from pydantic import ValidationError
+    from ipt_workflow.composition.settings import settings_or_exit
 
-    from ipt_workflow.composition.settings import Settings
-
-    try:
-        settings = Settings()
-    except ValidationError as invalid:
-        for error in invalid.errors():
-            name = "IPT_" + "_".join(str(p) for p in error["loc"]).upper()
-            sys.stderr.write(f"configuration error: {name}: {error['msg']}\n")
-        raise SystemExit(2) from None
+    settings = settings_or_exit()
     from ipt_workflow.ops.logging import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
@@ -212,21 +204,43 @@ def _projections(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if args.dev:
-        # Workers are separate processes: they read their settings from here.
-        os.environ["IPT_DEV"] = "true"
+    from ipt_workflow.api.http import ProblemHttpToolsProtocol
+    from ipt_workflow.composition.bootstrap import (
+        DEV_FLAG,
+        SERVE_PID,
+        is_loopback,
+        prepare_storage,
+        production_problems,
+    )
+
+    if not args.dev and os.environ.get("IPT_DEV", "").strip().lower() not in (
+        "",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
+        sys.stderr.write(
+            "refusing to start: IPT_DEV is set in the environment; "
+            "development mode needs the --dev flag\n"
+        )
+        return 2
+    if args.dev and not is_loopback(args.host):
+        sys.stderr.write(
+            f"refusing to start: --dev serves the public dev tokens; it listens on "
+            f"a loopback address only, not {args.host}\n"
+        )
+        return 2
+    # Workers are separate processes: they read their settings from here.
+    os.environ["IPT_DEV"] = "true" if args.dev else "false"
+    os.environ[DEV_FLAG] = "1" if args.dev else "0"
     # One worker runs the projections itself; several leave them to
     # `ipt-workflow projections run`, so that no two runners share a read model.
     os.environ.setdefault(
         "IPT_RUN_PROJECTIONS", "true" if args.workers == 1 else "false"
     )
     settings = _settings()
-    from ipt_workflow.composition.bootstrap import (
-        prepare_storage,
-        production_problems,
-    )
-
-    problems = production_problems(settings)
+    problems = production_problems(settings, dev_flag=args.dev)
     if problems:
         for problem in problems:
             sys.stderr.write(f"refusing to start: {problem}\n")
@@ -247,6 +261,8 @@ def _serve(args: argparse.Namespace) -> int:
     # start empty, and every worker process inherits where it is.
     made_here = None
     if args.workers > 1:
+        # Each worker exits when this process is gone, however it went (D45).
+        os.environ[SERVE_PID] = str(os.getpid())
         folder, made = metrics.prepare_multiprocess_dir(
             os.environ.get(metrics.MULTIPROC_DIR)
         )
@@ -263,6 +279,10 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,  # our handler formats uvicorn's lines too
             access_log=False,  # the app writes one access line per request
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            # A worker is killed (its connections reset) when it misses a ping for
+            # this long: on a busy machine 5 s is reached by a healthy worker (D46).
+            timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
+            http=ProblemHttpToolsProtocol,
         )
     finally:
         if made_here is not None:

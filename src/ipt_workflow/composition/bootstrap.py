@@ -8,8 +8,12 @@ and `bootstrap` takes any part already built, so a test can pass its own
 
 from __future__ import annotations
 
-import time
+import ipaddress
+import threading
 from dataclasses import dataclass, field
+from typing import cast
+
+from cachetools import TTLCache
 
 from ipt_workflow.application.auditing import Checkpointer
 from ipt_workflow.application.cases import CaseApplication, CommandObserver
@@ -25,9 +29,20 @@ from ipt_workflow.ops.logging import CommandLog
 from ipt_workflow.ops.ratelimit import RateLimiter
 from ipt_workflow.ops.supervisor import ProjectionSupervisor
 from ipt_workflow.storage.access_log import AccessLog
-from ipt_workflow.storage.keys import DEV_KEYS, ApiKey, KeyStore
+from ipt_workflow.storage.keys import (
+    DEV_KEYS,
+    TOKEN_FORMAT,
+    ApiKey,
+    KeyStore,
+    token_hash,
+)
 
-KEY_CACHE_SECONDS = 5.0
+KEY_CACHE_ENTRIES = 4096
+GOOD_SECONDS = 600.0
+"""A client address over its failure budget still gets lookups for tokens that
+authenticated within this long: an attacker behind the same proxy or NAT cannot lock
+the clinic systems out."""
+_MISSING = object()
 
 
 @dataclass
@@ -41,20 +56,60 @@ class Services:
     read_models: ReadModels | None = None
     access: AccessLog | None = None
     """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
-    _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
+    auth_failures: RateLimiter = field(
+        default_factory=lambda: RateLimiter(0, 0, "this client address")
+    )
+    """Failed authentications per client address (per_second 0: no limit)."""
+    _cache: TTLCache[str, ApiKey | None] | None = field(init=False, default=None)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    _recently_good: TTLCache[str, bool] = field(
+        default_factory=lambda: TTLCache(maxsize=KEY_CACHE_ENTRIES, ttl=GOOD_SECONDS)
+    )
+    """Hashes of tokens that authenticated lately: not locked out with an address."""
+
+    def __post_init__(self) -> None:
+        seconds = self.settings.key_cache_seconds
+        if seconds > 0:
+            self._cache = TTLCache(maxsize=KEY_CACHE_ENTRIES, ttl=seconds)
+
+    def cached_key(self, token: str) -> tuple[bool, ApiKey | None]:
+        """(known, key) from memory alone: dev tokens and recent lookups."""
+        if self.settings.dev and token in DEV_KEYS:
+            return True, DEV_KEYS[token]
+        if self._cache is None:
+            return False, None
+        with self._cache_lock:
+            # One lookup: an entry can expire between a membership test and a read.
+            found = self._cache.get(token_hash(token), _MISSING)
+        if found is _MISSING:
+            return False, None
+        return True, cast(ApiKey | None, found)
 
     def find_key(self, token: str) -> ApiKey | None:
-        if self.settings.dev and token in DEV_KEYS:
-            return DEV_KEYS[token]
-        now = time.monotonic()
-        cached = self._cache.get(token)
-        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
-            return cached[1]
+        """The key of a token; only tokens of the issued format are looked up.
+
+        The cache is keyed by the token's hash, never the token, and holds at most
+        KEY_CACHE_ENTRIES keys for `key_cache_seconds` (the revocation delay).
+        """
+        known, key = self.cached_key(token)
+        if known:
+            return key
+        if not TOKEN_FORMAT.fullmatch(token):
+            return None
         key = self.keys.find(token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = (now, key)
+        digest = token_hash(token)
+        with self._cache_lock:
+            if self._cache is not None:
+                self._cache[digest] = key
+            if key is not None:
+                self._recently_good[digest] = True
         return key
+
+    def recently_good(self, token: str) -> bool:
+        """Did this token authenticate in the last GOOD_SECONDS?"""
+        digest = token_hash(token)
+        with self._cache_lock:
+            return digest in self._recently_good
 
     def close(self) -> None:
         self.cases.close()
@@ -86,6 +141,11 @@ def bootstrap(
         or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         read_models=read_models or ReadModels(settings, cases),
         access=access or build_access_log(settings),
+        auth_failures=RateLimiter(
+            settings.auth_failures_per_minute / 60,
+            settings.auth_failures_burst,
+            "this client address",
+        ),
     )
 
 
@@ -131,9 +191,36 @@ def prepare_storage(settings: Settings) -> None:
     build_access_log(settings).close()
 
 
-def production_problems(settings: Settings) -> list[str]:
-    """Why the service may not serve real clients with these settings."""
+DEV_FLAG = "IPT_SERVE_DEV_FLAG"
+"""Set to 1 by `serve --dev` for its workers: IPT_DEV alone does not make dev mode."""
+SERVE_PID = "IPT_SERVE_PID"
+"""The `serve` process whose workers these are: they exit when it is gone."""
+
+
+def is_loopback(host: str) -> bool:
+    """Is this a loopback address (or `localhost`)?"""
+    if host == "localhost":
+        return True
+    try:
+        return bool(ipaddress.ip_address(host.strip("[]")).is_loopback)
+    except ValueError:
+        return False
+
+
+def production_problems(
+    settings: Settings, *, dev_flag: bool | None = None
+) -> list[str]:
+    """Why the service may not serve with these settings (empty: it may).
+
+    Development mode needs the settings' `dev` and the `--dev` flag together
+    (`dev_flag`; None: take the settings' word for it). Outside it, the keys must be
+    set and long enough, and an API key must exist.
+    """
     if settings.dev:
+        if dev_flag is False:
+            return [
+                "IPT_DEV is set, but development mode needs `ipt-workflow serve --dev`"
+            ]
         return []
     problems = []
     if settings.cipher_key is None:

@@ -18,6 +18,7 @@ from ipt_workflow.storage.access_log import (
     SQLiteAccessLog,
 )
 from ipt_workflow.storage.audit import parse_checkpoint_keys
+from ipt_workflow.storage.connections import private_file
 from ipt_workflow.storage.keys import KeyStore, PostgresKeyStore, SQLiteKeyStore
 
 
@@ -47,6 +48,7 @@ def build_access_log(settings: Settings) -> AccessLog:
     """Where reads of cases are recorded: never under the event log's write lock."""
     ensure_sqlite_directory(settings)
     if settings.backend == "sqlite":
+        private_file(access_log_path(settings))
         return SQLiteAccessLog(access_log_path(settings))
     return PostgresAccessLog(settings.database_url)
 

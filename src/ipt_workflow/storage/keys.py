@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from ipt_workflow.storage.connections import small_pool, sqlite_cursor
 Role = Literal["clinician", "auditor", "ops"]
 ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops")
 ALL_CLINICS = "*"
+TOKEN_FORMAT = re.compile(r"ipt_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
+"""The shape of every token `new_token` issues: nothing else is ever looked up."""
 
 
 @dataclass(frozen=True)

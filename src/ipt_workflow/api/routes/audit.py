@@ -114,11 +114,21 @@ def fhir(
 def events(
     principal: Auditor,
     svc: ServicesDep,
+    reads: CaseReadsDep,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """The events of the caller's clinics in log order; positions may skip."""
-    found = audit.feed(svc.cases, after=after, limit=limit, clinics=principal.clinics)
+    """The events of the caller's clinics in log order; positions may skip.
+
+    Every case with an event on the page is recorded in the access log, once per
+    page, before the page is sent. `next_after` may pass positions of other
+    clinics' events even when the page is empty: poll again until it stops moving.
+    """
+    page = audit.feed(svc.cases, after=after, limit=limit, clinics=principal.clinics)
+    seen: dict[UUID, str] = {}
+    for item in page.items:
+        seen.setdefault(item.event.originator_id, item.clinic_id)
+    reads.record_ids(list(seen.items()))
     return {
         "items": [
             {
@@ -126,9 +136,9 @@ def events(
                 "case_id": str(item.event.originator_id),
                 **history_item(item.event),
             }
-            for item in found
+            for item in page.items
         ],
-        "next_after": found[-1].position if found else after,
+        "next_after": page.next_after,
     }
 
 
