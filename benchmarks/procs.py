@@ -119,16 +119,25 @@ class StartFailed(RuntimeError):
 
 @contextmanager
 def server(
-    env: Mapping[str, str], logs: Path, *, workers: int, port: int | None = None
+    env: Mapping[str, str], logs: Path, *, workers: int
 ) -> Iterator[tuple[Managed, str]]:
-    """`ipt-workflow serve --workers N` once every worker started; stopped on exit.
+    """`ipt-workflow serve --workers N` once every worker started; stopped on exit."""
+    with servers(env, logs, workers=workers, count=1) as started:
+        yield started[0]
 
-    A start whose worker fails is tried again: workers starting together race on
-    the library's `CREATE OR REPLACE FUNCTION` ("tuple concurrently updated").
+
+@contextmanager
+def servers(
+    env: Mapping[str, str], logs: Path, *, workers: int, count: int
+) -> Iterator[list[tuple[Managed, str]]]:
+    """`count` API processes on ports of their own, started together.
+
+    A start whose worker fails is tried again (and counted in `start_failures`).
     """
-    port = port or free_port()
-    base = f"http://127.0.0.1:{port}"
-    for attempt in range(1, START_ATTEMPTS + 1):
+    ports = [free_port() for _ in range(count)]
+    running: list[Managed] = []
+
+    def launch(port: int, attempt: int) -> Managed:
         managed = start(
             f"serve-{workers}w-{port}-{attempt}",
             [
@@ -139,18 +148,28 @@ def server(
             env,
             logs,
         )
-        try:
-            _wait_started(managed, base, workers)
-            break
-        except StartFailed as failed:
-            managed.stop()
-            start_failures.append(f"{managed.name}: {failed}")
-            if attempt == START_ATTEMPTS:
-                raise
+        running.append(managed)
+        return managed
+
     try:
-        yield managed, base
+        launched = [launch(port, 1) for port in ports]
+        for i, port in enumerate(ports):
+            for attempt in range(2, START_ATTEMPTS + 2):
+                try:
+                    _wait_started(launched[i], f"http://127.0.0.1:{port}", workers)
+                    break
+                except StartFailed as failed:
+                    launched[i].stop()
+                    start_failures.append(f"{launched[i].name}: {failed}")
+                    if attempt > START_ATTEMPTS:
+                        raise
+                    launched[i] = launch(port, attempt)
+        yield [
+            (m, f"http://127.0.0.1:{p}") for m, p in zip(launched, ports, strict=True)
+        ]
     finally:
-        managed.stop()
+        for managed in running:
+            managed.stop()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,7 +33,7 @@ from uuid import UUID
 
 import httpx
 
-from benchmarks import client, direct, lag, pgbench, procs, rebuild, wrk
+from benchmarks import client, direct, lag, pgbench, procs, profile, rebuild, wrk
 from benchmarks.results import Criterion, Row, machine_load, table, write
 from ipt_workflow.application import CaseApplication
 from ipt_workflow.settings import Settings
@@ -48,6 +48,8 @@ REPLAY_EVENTS = 60
 CLIENTS = 32
 SHARED_CLIENTS = 8
 LAG_RATE = 1000
+PROFILE_RATE = 200
+PROFILE_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Plan:
     catch_up_seconds: float
 
 
-QUICK = Plan("quick", 3, 2, 2, 3_000, 6_000, 2, 30)
+QUICK = Plan("quick", 3, 2, 2, 2_000, 5_000, 2, 30)
 FULL = Plan("full", 20, 10, 10, 10_000, 1_000_000, 30, 300)
 
 
@@ -126,15 +128,18 @@ class Bench:
             )
             return done.stdout.strip().splitlines()[-1]
 
-        writer, ops = add("clinician", "bench-writer"), add("ops", "bench-ops", "*")
+        wanted = [("clinician", "bench-writer", CLINIC), ("ops", "bench-ops", "*")]
+        if full:
+            wanted += [
+                ("clinician", "bench-reader", CLINIC),
+                ("auditor", "bench-auditor", CLINIC),
+            ]
+        # Each is a process of its own, mostly start-up: make them together.
+        with ThreadPoolExecutor(len(wanted)) as pool:
+            made = list(pool.map(lambda k: add(*k), wanted))
         if not full:
-            return Tokens(writer=writer, reader=writer, auditor="", ops=ops)
-        return Tokens(
-            writer=writer,
-            reader=add("clinician", "bench-reader"),
-            auditor=add("auditor", "bench-auditor"),
-            ops=ops,
-        )
+            return Tokens(writer=made[0], reader=made[0], auditor="", ops=made[1])
+        return Tokens(writer=made[0], reader=made[2], auditor=made[3], ops=made[1])
 
     def tag(self, label: str) -> str:
         return f"b{self.run_id}-{label}"
@@ -195,7 +200,7 @@ class Bench:
         if self.profile is None:
             return
         self.profile.mkdir(parents=True, exist_ok=True)
-        seconds = max(5.0, self.plan.wrk_seconds)
+        seconds = PROFILE_SECONDS
         for kind, flags in (("wall", ["--idle"]), ("cpu", [])):
             spy = subprocess.Popen(
                 [
@@ -205,7 +210,7 @@ class Bench:
                     str(server.pid),
                     "--subprocesses",
                     "--rate",
-                    "200",
+                    str(PROFILE_RATE),
                     "--duration",
                     str(int(seconds)),
                     "--format",
@@ -232,6 +237,15 @@ class Bench:
                 self.raw[f"profiled_{kind}"] = result.brief()
             finally:
                 spy.wait(seconds + 30)
+            raw = self.profile / f"commands-{kind}.txt"
+            if raw.exists():
+                text = profile.summary(
+                    profile.parse(raw.read_text().splitlines()),
+                    requests=result.requests,
+                    rate=PROFILE_RATE,
+                )
+                (self.profile / f"commands-{kind}.md").write_text(text)
+                _say(f"  profile ({kind}) in {raw}:\n{text}")
 
     # --- the run -------------------------------------------------------------------
 
@@ -486,13 +500,12 @@ class Bench:
                         self.commands(base, tokens, ids, f"w{workers}"),
                     )
             _say("scale-out: two API processes of 2 workers each")
-            with self.step("two_processes"), ExitStack() as stack:
-                ports = [procs.free_port(), procs.free_port()]
-                for port in ports:
-                    stack.enter_context(
-                        procs.server(env, self.logs, workers=2, port=port)
-                    )
-                base = f"http://127.0.0.1:{ports[0]}"
+            with (
+                self.step("two_processes"),
+                procs.servers(env, self.logs, workers=2, count=2) as started,
+            ):
+                base = started[0][1]
+                ports = [int(b.rsplit(":", 1)[1]) for _, b in started]
                 self.caught_up(base, tokens)
                 self.measured(
                     "two_processes",
