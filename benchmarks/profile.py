@@ -106,10 +106,21 @@ def summary(stacks: list[Stack], *, requests: int = 0, rate: float = 200) -> str
         )
     lines += ["", "Top functions by own samples (leaf frames):", ""]
     leaves = Counter[str]()
+    inclusive = Counter[str]()
     for s in stacks:
         if s.frames:
             leaves[s.frames[-1]] += s.samples
+        for frame in set(s.frames):
+            inclusive[frame] += s.samples
     for frame, n in leaves.most_common(15):
+        lines.append(f"- {_pct(n, total)} {frame}")
+    lines += ["", "Top project and library functions, inclusive:", ""]
+    ours = [
+        (f, n)
+        for f, n in inclusive.most_common()
+        if any(p in f for p in ("ipt_workflow/", "projections/", "eventsourcing/"))
+    ]
+    for frame, n in ours[:25]:
         lines.append(f"- {_pct(n, total)} {frame}")
     return "\n".join(lines) + "\n"
 

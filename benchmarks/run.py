@@ -194,7 +194,12 @@ class Bench:
         return int(items[0]["head"])
 
     def profile_commands(
-        self, server: procs.Managed, base: str, tokens: Tokens, ids: Sequence[str]
+        self,
+        server: procs.Managed,
+        runners: procs.Managed,
+        base: str,
+        tokens: Tokens,
+        ids: Sequence[str],
     ) -> None:
         """py-spy on the workers during an extra command run (not the measured one)."""
         if self.profile is None:
@@ -202,26 +207,24 @@ class Bench:
         self.profile.mkdir(parents=True, exist_ok=True)
         seconds = PROFILE_SECONDS
         for kind, flags in (("wall", ["--idle"]), ("cpu", [])):
-            spy = subprocess.Popen(
-                [
-                    str(procs.BIN / "py-spy"),
-                    "record",
-                    "--pid",
-                    str(server.pid),
-                    "--subprocesses",
-                    "--rate",
-                    str(PROFILE_RATE),
-                    "--duration",
-                    str(int(seconds)),
-                    "--format",
-                    "raw",
-                    "--output",
-                    str(self.profile / f"commands-{kind}.txt"),
-                    *flags,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            spies = [
+                subprocess.Popen(
+                    [
+                        str(procs.BIN / "py-spy"),
+                        "record",
+                        *("--pid", str(target.pid)),
+                        "--subprocesses",
+                        *("--rate", str(PROFILE_RATE)),
+                        *("--duration", str(int(seconds))),
+                        *("--format", "raw"),
+                        *("--output", str(self.profile / f"{name}-{kind}.txt")),
+                        *flags,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for name, target in (("commands", server), ("projections", runners))
+            ]
             try:
                 time.sleep(0.5)
                 result = wrk.run(
@@ -236,16 +239,18 @@ class Bench:
                 )
                 self.raw[f"profiled_{kind}"] = result.brief()
             finally:
-                spy.wait(seconds + 30)
-            raw = self.profile / f"commands-{kind}.txt"
-            if raw.exists():
-                text = profile.summary(
-                    profile.parse(raw.read_text().splitlines()),
-                    requests=result.requests,
-                    rate=PROFILE_RATE,
-                )
-                (self.profile / f"commands-{kind}.md").write_text(text)
-                _say(f"  profile ({kind}) in {raw}:\n{text}")
+                for spy in spies:
+                    spy.wait(seconds + 30)
+            for name in ("commands", "projections"):
+                raw = self.profile / f"{name}-{kind}.txt"
+                if raw.exists():
+                    text = profile.summary(
+                        profile.parse(raw.read_text().splitlines()),
+                        requests=result.requests,
+                        rate=PROFILE_RATE,
+                    )
+                    (self.profile / f"{name}-{kind}.md").write_text(text)
+                    _say(f"  profile ({name}, {kind}) in {raw}:\n{text}")
 
     # --- the run -------------------------------------------------------------------
 
@@ -308,7 +313,7 @@ class Bench:
     ) -> None:
         plan = self.plan
         with (
-            procs.projections(env, self.logs),
+            procs.projections(env, self.logs) as runners,
             procs.server(env, self.logs, workers=2) as (server, base),
         ):
             self.caught_up(base, tokens)
@@ -428,7 +433,7 @@ class Bench:
                 )
             with self.step("profile"):
                 self.caught_up(base, tokens)
-                self.profile_commands(server, base, tokens, ids)
+                self.profile_commands(server, runners, base, tokens, ids)
 
     def direct_rows(
         self, url: str, ids: list[str], shared: list[str], replay_id: str
