@@ -51,6 +51,28 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 """Each category: a frame containing one of these strings is in the stack."""
 
 REQUEST_FRAMES = ("ipt_workflow/api/routes/", "run_endpoint_function (fastapi/")
+DEPENDENCY_FRAMES = (
+    "ipt_workflow/api/deps.py",
+    "ipt_workflow/api/access.py",
+    "command_runner (ipt_workflow/api/routes/commands.py",
+)
+THREADS: dict[str, tuple[str, ...]] = {
+    "a route's code (the endpoint in a pool thread)": REQUEST_FRAMES,
+    "a sync dependency (auth, role, runner, headers: a pool thread each)": (
+        DEPENDENCY_FRAMES
+    ),
+    "the event loop thread (uvicorn, middleware, C code of uvloop)": (
+        "Runner.run (asyncio/runners.py",
+    ),
+    "an idle pool thread": ("WorkerThread.run (anyio",),
+    "checkpointer thread": ("Checkpointer._run",),
+    "idle psycopg pool maintenance threads": ("ConnectionPool.worker (psycopg_pool",),
+    "idle psycopg pool scheduler": ("Scheduler.run (psycopg_pool",),
+    "uvicorn master and its worker pings": ("Multiprocess.run", "Process.always_pong"),
+    "multiprocessing resource tracker": ("resource_tracker.py",),
+    "projection runner threads": ("eventsourcing/projection.py",),
+}
+"""What a sampled thread was doing; the first match counts."""
 
 
 @dataclass(frozen=True)
@@ -66,11 +88,16 @@ def parse(lines: Iterable[str]) -> list[Stack]:
         text, _, count = line.rstrip("\n").rpartition(" ")
         if not text or not count.isdigit():
             continue
-        frames = text.split(";")
-        process = frames[0] if frames[0].startswith("process ") else ""
-        stacks.append(
-            Stack(process, tuple(frames[1:] if process else frames), int(count))
-        )
+        # --subprocesses prefixes a frame per parent; the last is the process's
+        # own. A command line may hold ";" itself, so cut those frames out first.
+        process = ""
+        while text.startswith("process "):
+            head, quote, rest = text.partition(':"')
+            _, _, text = rest.partition('";')
+            process = head.removeprefix("process ")
+            if not quote:
+                break
+        stacks.append(Stack(process, tuple(text.split(";")), int(count)))
     return stacks
 
 
@@ -85,11 +112,24 @@ def summary(stacks: list[Stack], *, requests: int = 0, rate: float = 200) -> str
     processes = Counter[str]()
     for s in stacks:
         processes[s.process] += s.samples
+    kinds = Counter[str]()
+    for s in stacks:
+        kind = next((k for k, v in THREADS.items() if _has(s, v)), "other")
+        kinds[kind] += s.samples
     lines = [
         f"{total:,} samples at {rate:.0f} Hz in {len(processes)} processes; "
         f"{request_samples:,} inside a route's code "
         f"({request_samples / rate:.1f} thread-seconds)"
         + (f" for {requests:,} requests" if requests else ""),
+        "",
+        "| threads sampled in | share | thread-ms per request |",
+        "|---|---|---|",
+        *(
+            f"| {k} | {_pct(n, total)} | "
+            + (f"{n / rate / requests * 1000:.1f}" if requests else "—")
+            + " |"
+            for k, n in kinds.most_common()
+        ),
         "",
         "| where | share of all samples | share inside routes | ms per request |",
         "|---|---|---|---|",

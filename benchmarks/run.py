@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,7 @@ class Bench:
     loads: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    postgres_pid: int = 0
 
     @property
     def logs(self) -> Path:
@@ -140,6 +142,27 @@ class Bench:
         if not full:
             return Tokens(writer=made[0], reader=made[0], auditor="", ops=made[1])
         return Tokens(writer=made[0], reader=made[2], auditor=made[3], ops=made[1])
+
+    @contextmanager
+    def cpu(
+        self, key: str, server: procs.Managed, runners: procs.Managed
+    ) -> Iterator[None]:
+        """CPU time of the API, the projections and PostgreSQL during a row."""
+        groups: dict[str, Callable[[], list[int]]] = {
+            "api": server.tree,
+            "projections": runners.tree,
+            "postgres": lambda: [
+                self.postgres_pid,
+                *procs.descendants(self.postgres_pid),
+            ],
+        }
+        before = {k: procs.cpu_seconds(pids()) for k, pids in groups.items()}
+        started = time.monotonic()
+        yield
+        self.raw[key] = {
+            k: round(procs.cpu_seconds(pids()) - before[k], 2)
+            for k, pids in groups.items()
+        } | {"seconds": round(time.monotonic() - started, 2)}
 
     def tag(self, label: str) -> str:
         return f"b{self.run_id}-{label}"
@@ -240,7 +263,13 @@ class Bench:
                 self.raw[f"profiled_{kind}"] = result.brief()
             finally:
                 for spy in spies:
-                    spy.wait(seconds + 30)
+                    try:
+                        spy.wait(seconds + 30)
+                    except subprocess.TimeoutExpired:
+                        # py-spy writes what it has on SIGINT; a busy machine
+                        # can keep it past its --duration.
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(60)
             for name in ("commands", "projections"):
                 raw = self.profile / f"{name}-{kind}.txt"
                 if raw.exists():
@@ -257,6 +286,8 @@ class Bench:
     def run(self) -> list[Row]:
         plan = self.plan
         with cluster() as pg:
+            pid_file = pg.datadir / "postmaster.pid"
+            self.postgres_pid = int(pid_file.read_text().split()[0])
             with pg.admin() as admin:
                 admin.execute("CREATE DATABASE ipt")
                 admin.execute("CREATE DATABASE pgb")
@@ -320,7 +351,7 @@ class Bench:
             self.raw["small_events"] = self.head(base, tokens)
 
             _say(f"commands: {CLIENTS} clients on {CASES} cases, 2 workers")
-            with self.step("commands"):
+            with self.step("commands"), self.cpu("commands_cpu", server, runners):
                 self.measured("commands", self.commands(base, tokens, ids, "cmd"))
                 self.raw["rss_small"] = _rss(server)
             with self.step("healthz"):
@@ -339,17 +370,18 @@ class Bench:
             _say(f"reads: GET /cases/{{id}}, {CLIENTS} clients")
             with self.step("reads"):
                 before = client.access_entries(base, tokens.auditor, "bench-reader")
-                result = self.measured(
-                    "reads",
-                    wrk.run(
-                        base,
-                        mode="get",
-                        items=[f"/cases/{i}" for i in ids],
-                        connections=CLIENTS,
-                        seconds=plan.wrk_seconds,
-                        token=tokens.reader,
-                    ),
-                )
+                with self.cpu("reads_cpu", server, runners):
+                    result = self.measured(
+                        "reads",
+                        wrk.run(
+                            base,
+                            mode="get",
+                            items=[f"/cases/{i}" for i in ids],
+                            connections=CLIENTS,
+                            seconds=plan.wrk_seconds,
+                            token=tokens.reader,
+                        ),
+                    )
                 time.sleep(0.5)  # the last in-flight reads finish
                 logged = client.access_entries(
                     base,
@@ -617,12 +649,33 @@ class Bench:
             row.load = self.loads.get(key, (0.0, 0.0, 0.0))
             rows.append(row)
 
+        def per_request(key: str, w: wrk.WrkResult) -> tuple[dict[str, Any], str]:
+            used = r.get(key)
+            if not used or not w.requests:
+                return {}, ""
+            ms = {
+                k: round(v / w.requests * 1000, 2)
+                for k, v in used.items()
+                if k != "seconds"
+            }
+            cores = {
+                k: round(v / used["seconds"], 2)
+                for k, v in used.items()
+                if k != "seconds"
+            }
+            text = (
+                f"; CPU per request: API {ms['api']:.1f} ms, projections "
+                f"{ms['projections']:.1f} ms, PostgreSQL {ms['postgres']:.1f} ms"
+            )
+            return {"cpu_ms_per_request": ms, "cpu_cores_used": cores}, text
+
         def commands_row() -> Row:
             w: wrk.WrkResult = r["commands"]
+            cpu, cpu_text = per_request("commands_cpu", w)
             return Row(
                 name=f"record-measure commands, {CLIENTS} clients on {CASES} cases",
-                figures=w.brief(),
-                summary=w.describe("commands"),
+                figures=w.brief() | cpu,
+                summary=w.describe("commands") + cpu_text,
                 target="≥ 750 commands/s, p99 ≤ 25 ms, no 5xx (moonshot 1,500/s)",
                 criteria=[
                     Criterion("commands/s", w.rate, ">=", 750),
@@ -674,15 +727,18 @@ class Bench:
             unanswered = int(r.get("reads_unanswered", 0))
             missing = max(0, w.ok - logged)
             extra = logged - w.ok
+            cpu, cpu_text = per_request("reads_cpu", w)
             return Row(
                 name=f"GET /cases/{{id}}, {CLIENTS} clients",
                 figures={
+                    **cpu,
                     **w.brief(),
                     "access_log_entries": logged,
                     "unanswered": unanswered,
                 },
                 summary=w.describe("reads")
-                + f"; access log: {logged} entries for {w.ok} 2xx",
+                + f"; access log: {logged} entries for {w.ok} 2xx"
+                + cpu_text,
                 target="≥ 2,000 reads/s, p99 ≤ 25 ms, every read in the access log",
                 criteria=[
                     Criterion("reads/s", w.rate, ">=", 2000),
