@@ -44,7 +44,9 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "metrics": ("prometheus_client/", "ipt_workflow/metrics.py"),
     "cipher (AES)": ("ipt_workflow/storage/cipher.py", "Crypto/"),
     "API key lookup": ("find_key (ipt_workflow/api/deps.py",),
-    "psycopg waiting on PostgreSQL (all statements)": ("wait (psycopg/waiting.py",),
+    "psycopg waiting on PostgreSQL (all statements)": (
+        "Connection.wait (psycopg/connection.py",
+    ),
     "event loop thread (uvicorn, middleware)": ("run_forever (asyncio/base_events.py",),
     "thread pool dispatch (anyio)": ("run_sync_in_worker_thread (anyio",),
 }
