@@ -269,11 +269,14 @@ def python_children(pid: int) -> list[int]:
     return found
 
 
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, so every `finally` stops what it started."""
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP raise SystemExit, SIGINT KeyboardInterrupt: so every
+    `finally` stops what it started."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGHUP, handler)
+    # Started from a script in the background, SIGINT is inherited as ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -960,7 +960,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="keep logs and stores in DIR")
     args = parser.parse_args(argv)
     wrk.require_wrk()
-    procs.stop_on_sigterm()
+    procs.stop_on_signals()
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
     load_before = machine_load()
@@ -979,7 +979,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rows = bench.run()
         except BaseException:
-            _say(f"logs of the run's processes: {work}/logs (kept with --work DIR)")
+            kept = "" if args.work else " (removed now; keep them with --work DIR)"
+            _say(f"logs of the run's processes were in {work}/logs{kept}")
             raise
     meta = _meta(plan, started, load_before)
     meta["failures"] = bench.failures
