@@ -108,11 +108,6 @@ def start(
     return Managed(name, process, log)
 
 
-START_ATTEMPTS = 3
-start_failures: list[str] = []
-"""Why a `serve` did not come up and was started again (reported with the results)."""
-
-
 class StartFailed(RuntimeError):
     pass
 
@@ -130,42 +125,27 @@ def server(
 def servers(
     env: Mapping[str, str], logs: Path, *, workers: int, count: int
 ) -> Iterator[list[tuple[Managed, str]]]:
-    """`count` API processes on ports of their own, started together.
-
-    A start whose worker fails is tried again (and counted in `start_failures`).
-    """
+    """`count` API processes on ports of their own, started together."""
     ports = [free_port() for _ in range(count)]
     running: list[Managed] = []
-
-    def launch(port: int, attempt: int) -> Managed:
-        managed = start(
-            f"serve-{workers}w-{port}-{attempt}",
-            [
-                "serve",
-                *("--host", "127.0.0.1", "--port", str(port)),
-                *("--workers", str(workers)),
-            ],
-            env,
-            logs,
-        )
-        running.append(managed)
-        return managed
-
     try:
-        launched = [launch(port, 1) for port in ports]
-        for i, port in enumerate(ports):
-            for attempt in range(2, START_ATTEMPTS + 2):
-                try:
-                    _wait_started(launched[i], f"http://127.0.0.1:{port}", workers)
-                    break
-                except StartFailed as failed:
-                    launched[i].stop()
-                    start_failures.append(f"{launched[i].name}: {failed}")
-                    if attempt > START_ATTEMPTS:
-                        raise
-                    launched[i] = launch(port, attempt)
+        for port in ports:
+            running.append(
+                start(
+                    f"serve-{workers}w-{port}",
+                    [
+                        "serve",
+                        *("--host", "127.0.0.1", "--port", str(port)),
+                        *("--workers", str(workers)),
+                    ],
+                    env,
+                    logs,
+                )
+            )
+        for managed, port in zip(running, ports, strict=True):
+            _wait_started(managed, f"http://127.0.0.1:{port}", workers)
         yield [
-            (m, f"http://127.0.0.1:{p}") for m, p in zip(launched, ports, strict=True)
+            (m, f"http://127.0.0.1:{p}") for m, p in zip(running, ports, strict=True)
         ]
     finally:
         for managed in running:
@@ -194,10 +174,7 @@ def _wait_started(managed: Managed, base: str, workers: int) -> None:
     while True:
         log = managed.log.read_text(errors="replace")
         if "startup failed" in log or "failed to start" in log:
-            reason = "a worker failed to start"
-            if "tuple concurrently updated" in log:
-                reason += ": tuple concurrently updated"
-            raise StartFailed(reason)
+            raise StartFailed(f"a worker failed to start:\n{log[-2000:]}")
         if managed.process.poll() is not None:
             raise StartFailed(f"exited with {managed.process.returncode}")
         if log.count('"api_started"') >= workers:

@@ -306,18 +306,14 @@ class Bench:
             tokens = self.keys(env)
             ids, shared, replay_id = self.load(url)
             procs.cli(["projections", "rebuild"], env)
-            # The tables exist now. Workers starting together would each run the
-            # library's CREATE OR REPLACE FUNCTION and fail on "tuple concurrently
-            # updated" (see benchmarks/README.md).
-            serving = {**env, "CREATE_TABLE": "n"}
             _say("starting the service")
-            self.http_rows(serving, tokens, ids, shared, replay_id)
+            self.http_rows(env, tokens, ids, shared, replay_id)
             # Its own database, so that the projections need not catch up on it.
             direct_url = pg.url("ipt_direct")
             self.direct_rows(direct_url, *self.load(direct_url))
-            self.scale_out_rows(serving, tokens, ids)
+            self.scale_out_rows(env, tokens, ids)
             self.sqlite_row()
-            self.big_rows(url, env, serving, tokens, ids)
+            self.big_rows(url, env, tokens, ids)
         return self.rows()
 
     def load(self, url: str) -> tuple[list[str], list[str], str]:
@@ -567,7 +563,6 @@ class Bench:
         self,
         url: str,
         env: dict[str, str],
-        serving: dict[str, str],
         tokens: Tokens,
         ids: list[str],
     ) -> None:
@@ -602,8 +597,8 @@ class Bench:
         _say(f"growth: the command benchmark at {plan.big_events:,} events")
         with (
             self.step("commands_big"),
-            procs.projections(serving, self.logs),
-            procs.server(serving, self.logs, workers=2) as (server, base),
+            procs.projections(env, self.logs),
+            procs.server(env, self.logs, workers=2) as (server, base),
         ):
             self.caught_up(base, tokens)
             self.raw["big_events"] = self.head(base, tokens)
@@ -984,7 +979,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
     meta = _meta(plan, started, load_before)
     meta["failures"] = bench.failures
-    meta["server_start_retries"] = procs.start_failures
     meta["profiled"] = {k: v for k, v in bench.raw.items() if k.startswith("profiled")}
     print(table(rows))
     print(

@@ -247,6 +247,7 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write("(for trying the service out, use --dev)\n")
         return 2
     prepare_storage(settings)  # create tables once, not in every worker
+    os.environ["IPT_CREATE_TABLES"] = "false"  # the workers read their settings anew
     base = f"http://{args.host}:{args.port}"
     sys.stdout.write(f"ipt-workflow on {base} — interactive docs: {base}/docs\n")
     if settings.dev:

@@ -180,8 +180,10 @@ def prepare_storage(settings: Settings) -> None:
 
     Workers starting together on a fresh PostgreSQL database would race on
     `CREATE TABLE IF NOT EXISTS` (a unique violation in pg_type), and uvicorn stops
-    every worker when one fails to start.
+    every worker when one fails to start. The tables are created whatever
+    `create_tables` says: this is the step that creates them.
     """
+    settings = settings.model_copy(update={"create_tables": True})
     cases = build_application(settings)
     try:
         ReadModels(settings, cases).close()

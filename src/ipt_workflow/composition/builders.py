@@ -35,7 +35,7 @@ def build_key_store(settings: Settings) -> KeyStore:
     ensure_sqlite_directory(settings)
     if settings.backend == "sqlite":
         return SQLiteKeyStore(sqlite_path(settings.database_url))
-    return PostgresKeyStore(settings.database_url)
+    return PostgresKeyStore(settings.database_url, create_tables=settings.create_tables)
 
 
 def access_log_path(settings: Settings) -> str:
@@ -50,7 +50,9 @@ def build_access_log(settings: Settings) -> AccessLog:
     if settings.backend == "sqlite":
         private_file(access_log_path(settings))
         return SQLiteAccessLog(access_log_path(settings))
-    return PostgresAccessLog(settings.database_url)
+    return PostgresAccessLog(
+        settings.database_url, create_tables=settings.create_tables
+    )
 
 
 def build_checkpointer(

@@ -213,6 +213,7 @@ def rebuild(settings: Settings, name: str, batch: int = REBUILD_BATCH) -> Rebuil
     Stop the projection runners first: a runner still writing to the old tables
     would not see the swap.
     """
+    settings = _creating(settings)
     fresh_name = name + REBUILD_SUFFIX
     report = fold_into(settings, name, fresh_name, batch)
     _swap(settings, CATALOG[name], fresh_name)
@@ -223,6 +224,7 @@ def fold_into(
     settings: Settings, name: str, view_name: str, batch: int = REBUILD_BATCH
 ) -> RebuildReport:
     """Fold the whole log into a fresh view of a read model named `view_name`."""
+    settings = _creating(settings)
     entry = CATALOG[name]
     app = build_application(settings)
     _drop(settings, entry, view_name)
@@ -247,6 +249,11 @@ def fold_into(
         fresh.datastore.close()  # type: ignore[attr-defined]
         app.close()
     return RebuildReport(name, count, time.perf_counter() - started)
+
+
+def _creating(settings: Settings) -> Settings:
+    """A rebuild makes tables of its own, whatever `create_tables` says."""
+    return settings.model_copy(update={"create_tables": True})
 
 
 def _drop(settings: Settings, entry: Entry, view_name: str) -> None:

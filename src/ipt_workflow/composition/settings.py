@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     """How long a looked-up API key is remembered: a revoked key works for up to
     this long in each API process (0: every request looks its key up)."""
 
+    create_tables: bool = True
+    """Create missing tables when a process starts. `serve` creates them once and
+    turns this off for its workers; off, a process needs no DDL rights (D90)."""
+
     postgres_pool_size: int = 5
     postgres_max_overflow: int = 10
     postgres_lock_timeout: int = 5
@@ -149,6 +153,7 @@ class Settings(BaseSettings):
             # POSTGRES_ENABLE_DB_FUNCTIONS stays off: in 9.5.6 it lets commits land
             # out of order and projections skip events (reference notes §7).
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "CREATE_TABLE": "y" if self.create_tables else "n",
         }
         if self.cipher_key is not None:
             env["CIPHER_TOPIC"] = "ipt_workflow.storage.cipher:KeyRingCipher"

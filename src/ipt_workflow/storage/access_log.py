@@ -203,11 +203,12 @@ class PostgresAccessLog(_SqlAccessLog):
     placeholder = "%s"
     id_column = "id bigserial PRIMARY KEY"
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, create_tables: bool = True) -> None:
         self.pool = small_pool(conninfo)
-        with self._cursor() as c:
-            for statement in self._create():
-                c.execute(statement)
+        if create_tables:
+            with self._cursor() as c:
+                for statement in self._create():
+                    c.execute(statement)
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:

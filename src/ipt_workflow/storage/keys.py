@@ -178,10 +178,11 @@ class PostgresKeyStore(_SqlKeyStore):
 
     placeholder = "%s"
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, create_tables: bool = True) -> None:
         self.pool = small_pool(conninfo)
-        with self._cursor() as c:
-            c.execute(self.create)
+        if create_tables:
+            with self._cursor() as c:
+                c.execute(self.create)
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:

@@ -61,6 +61,12 @@ class ChainedPostgresApplicationRecorder(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        if datastore.enable_db_functions:
+            raise OSError("POSTGRES_ENABLE_DB_FUNCTIONS must stay off (D90)")
+        # The library creates its insert function even with the functions off, by
+        # CREATE OR REPLACE, which rewrites a catalog row every time: two processes
+        # starting together fail on "tuple concurrently updated". It is never called.
+        del self.sql_create_statements[self.create_insert_function_statement_index]
         self.hashes_table_name = f"{events_table_name}_hashes"
         self.check_identifier_length(self.hashes_table_name)
         table = SQL("{0}.{1}").format(
