@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from ipt_workflow.application.auditing import Checkpointer
 from ipt_workflow.application.cases import CaseApplication, CommandObserver
+from ipt_workflow.application.dispatcher import Dispatcher
+from ipt_workflow.application.webhooks import Resolver, Webhooks
 from ipt_workflow.composition.builders import (
     build_access_log,
     build_application,
@@ -21,6 +23,11 @@ from ipt_workflow.composition.builders import (
 )
 from ipt_workflow.composition.readmodels import ReadModels, supervised_projections
 from ipt_workflow.composition.settings import DEV_REFERENCE_KEY, Settings
+from ipt_workflow.composition.webhooks import (
+    build_dispatcher,
+    build_webhook_store,
+    build_webhooks,
+)
 from ipt_workflow.ops.logging import CommandLog
 from ipt_workflow.ops.ratelimit import RateLimiter
 from ipt_workflow.ops.supervisor import ProjectionSupervisor
@@ -41,6 +48,8 @@ class Services:
     read_models: ReadModels | None = None
     access: AccessLog | None = None
     """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
+    webhooks: Webhooks | None = None
+    """Webhook subscriptions (None: the subscription routes answer 503)."""
     _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     def find_key(self, token: str) -> ApiKey | None:
@@ -63,6 +72,8 @@ class Services:
             self.read_models.close()
         if self.access is not None:
             self.access.close()
+        if self.webhooks is not None:
+            self.webhooks.store.close()
 
 
 def bootstrap(
@@ -74,8 +85,13 @@ def bootstrap(
     read_models: ReadModels | None = None,
     access: AccessLog | None = None,
     observer: CommandObserver | None = None,
+    webhooks: Webhooks | None = None,
+    resolver: Resolver | None = None,
 ) -> Services:
-    """Every service the API needs, built from the settings unless given."""
+    """Every service the API needs, built from the settings unless given.
+
+    `resolver` stands in for DNS in the webhook URL checks (tests).
+    """
     cases = cases or build_application(settings)
     cases.observer = observer or CommandLog()
     return Services(
@@ -86,6 +102,7 @@ def bootstrap(
         or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         read_models=read_models or ReadModels(settings, cases),
         access=access or build_access_log(settings),
+        webhooks=webhooks or build_webhooks(settings, cases, resolver=resolver),
     )
 
 
@@ -95,24 +112,37 @@ class Background:
 
     checkpointer: Checkpointer | None
     projections: ProjectionSupervisor | None
+    webhooks: Dispatcher | None = None
 
     def stop(self) -> None:
-        """Stop after the current checkpoint and, for each read model, event."""
+        """Stop after the current checkpoint and, for each read model, event;
+        webhook attempts in flight finish (at most their timeout)."""
         if self.checkpointer is not None:
             self.checkpointer.stop()
         if self.projections is not None:
             self.projections.stop()
+        if self.webhooks is not None:
+            self.webhooks.stop()
 
 
 def start_background(settings: Settings, services: Services) -> Background:
-    """Signed checkpoints, and with one worker the read models' runners."""
+    """Signed checkpoints, and with one worker the read models' runners and the
+    webhook dispatcher."""
     projections = None
     if settings.run_projections:
         projections = supervised_projections(settings).start()
     checkpointer = build_checkpointer(settings, services.cases)
     if checkpointer is not None:
         checkpointer.start()
-    return Background(checkpointer, projections)
+    dispatcher = None
+    if settings.run_webhooks:
+        # Its own store (and pool, sized for its lanes); the same DNS as the API.
+        policy = services.webhooks.policy if services.webhooks is not None else None
+        resolver = policy.resolver if policy is not None else None
+        dispatcher = build_dispatcher(
+            settings, services.cases, resolver=resolver
+        ).start()
+    return Background(checkpointer, projections, dispatcher)
 
 
 def prepare_storage(settings: Settings) -> None:
@@ -129,6 +159,7 @@ def prepare_storage(settings: Settings) -> None:
         cases.close()
     build_key_store(settings).close()
     build_access_log(settings).close()
+    build_webhook_store(settings).close()
 
 
 def production_problems(settings: Settings) -> list[str]:

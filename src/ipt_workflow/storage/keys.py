@@ -18,8 +18,8 @@ from typing import Any, Literal, Protocol
 
 from ipt_workflow.storage.connections import small_pool, sqlite_cursor
 
-Role = Literal["clinician", "auditor", "ops"]
-ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops")
+Role = Literal["clinician", "auditor", "ops", "admin"]
+ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops", "admin")
 ALL_CLINICS = "*"
 
 
@@ -42,7 +42,7 @@ class ApiKey:
 DEV_CLINIC = "demo-clinic"
 DEV_KEYS: dict[str, ApiKey] = {
     f"dev-{role}": ApiKey(f"dev-{role}", role, (DEV_CLINIC,), f"dev-{role}", "")
-    for role in ("clinician", "auditor", "ops")
+    for role in ROLES
 }
 """The fixed tokens of `--dev`, each its own key record."""
 
