@@ -112,6 +112,15 @@ def subscriptions(database_url: str) -> Iterator[Hooked]:
 
 
 @pytest.fixture
+def sqlite_subscriptions(tmp_path: Any) -> Iterator[Hooked]:
+    """The same on SQLite only, for tests whose subject is not storage."""
+    url = f"sqlite:///{tmp_path / 'subs.db'}"
+    settings = Settings(database_url=url, **{**FAST, "run_webhooks": False})
+    with hooked_api(settings) as found:
+        yield found
+
+
+@pytest.fixture
 def receiving() -> Iterator[Receiver]:
     with receiver() as running:
         yield running
