@@ -58,7 +58,7 @@ STATE = _State()
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _reply(self, status: int, body: bytes = b"", kind: str = "text/plain") -> None:

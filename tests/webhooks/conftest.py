@@ -19,7 +19,7 @@ from ipt_workflow.storage.keys import make_key
 from tests.support.api import ROLES, Api
 from tests.support.receiver import Receiver, receiver
 
-FAST = {
+FAST: dict[str, Any] = {
     "rate_limit_per_second": 0,
     "run_webhooks": True,
     "webhook_allow_hosts": "127.0.0.1",
