@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
@@ -562,40 +563,53 @@ class SQLiteWebhookStore(_SqlWebhookStore):
     def __init__(self, path: str, cipher: SecretCipher | None = None) -> None:
         super().__init__(cipher)
         self.path = path
-        db = self._connect()
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-        finally:
-            db.close()
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._connect().execute("PRAGMA journal_mode=WAL")
         with self._transaction() as c:
             for statement in self._create():
                 c.execute(statement)
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        """This thread's connection (one per thread: sqlite3 objects are not
+        shared across threads)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            # Durable against a crash of the process; a power cut can lose the
+            # last positions written, which only repeats deliveries, never skips.
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+            with self._all_lock:
+                self._all.append(db)
+        return db
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         db = self._connect()
+        c = db.cursor()
+        c.execute("BEGIN IMMEDIATE")  # writers queue here, never deadlock later
         try:
-            c = db.cursor()
-            c.execute("BEGIN IMMEDIATE")  # writers queue here, never deadlock later
-            try:
-                yield c
-            except BaseException:
-                db.rollback()
-                raise
-            db.commit()
-        finally:
-            db.close()
+            yield c
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
-        db = self._connect()
-        try:
-            yield db.cursor()
-        finally:
-            db.close()
+        yield self._connect().cursor()
+
+    def close(self) -> None:
+        with self._all_lock:
+            for db in self._all:
+                with suppress(sqlite3.Error):
+                    db.close()
+            self._all.clear()
+        self._local = threading.local()
 
     def _retrying(self, _claim: Claim | None, write: Any) -> Written:
         with self._transaction() as c:  # BEGIN IMMEDIATE serialises twins
