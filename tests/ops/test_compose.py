@@ -40,6 +40,7 @@ def test_docker_compose_config_validates_with_secrets_from_the_environment() -> 
         "postgres",
         "api",
         "projections",
+        "webhooks",
         "prometheus",
     }
     for value in SECRETS.values():
@@ -48,9 +49,10 @@ def test_docker_compose_config_validates_with_secrets_from_the_environment() -> 
         rendered.stdout
     )
     assert "- projections\n    - run" in rendered.stdout
+    assert "- webhooks\n    - run" in rendered.stdout
     assert "--workers\n    - '4'" in rendered.stdout
-    assert rendered.stdout.count("healthcheck:") == 3
-    assert rendered.stdout.count("image: ipt-workflow:local") == 2
+    assert rendered.stdout.count("healthcheck:") == 4
+    assert rendered.stdout.count("image: ipt-workflow:local") == 3
 
 
 def test_docker_compose_refuses_to_render_without_the_secrets() -> None:
@@ -74,4 +76,5 @@ def test_the_image_is_one_python_slim_build_and_prometheus_scrapes_the_api() -> 
     assert "FROM python:3.11-slim" in dockerfile
     assert "USER ipt" in dockerfile
     assert 'targets: ["api:8000"]' in scrape
+    assert 'targets: ["webhooks:9102"]' in scrape
     assert "metrics_path: /metrics" in scrape
