@@ -744,27 +744,34 @@ class PostgresDispatchLock:
     """PostgreSQL: a session advisory lock on a connection of its own.
 
     The server releases it when that connection ends: the process died, or the
-    database restarted (then `held` turns False and the dispatcher stops).
+    database restarted (then `held` turns False and the dispatcher stops). A
+    standby keeps its connection and asks again on it, without reconnecting.
     """
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
         self._conn: psycopg.Connection[Any] | None = None
+        self._holding = False
 
     def acquire(self) -> bool:
         if self.held():
             return True
-        self.release()
-        conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
-        if not (row and row[0]):
-            conn.close()
-            return False
-        self._conn = conn
-        return True
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(
+                    self.conninfo, autocommit=True, connect_timeout=5
+                )
+            row = self._conn.execute(
+                "SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)
+            ).fetchone()
+        except psycopg.Error:
+            self.release()
+            raise
+        self._holding = bool(row and row[0])
+        return self._holding
 
     def held(self) -> bool:
-        if self._conn is None:
+        if not self._holding or self._conn is None:
             return False
         try:
             self._conn.execute("SELECT 1")
@@ -774,6 +781,7 @@ class PostgresDispatchLock:
         return True
 
     def release(self) -> None:
+        self._holding = False
         if self._conn is not None:
             with suppress(psycopg.Error):
                 self._conn.close()
