@@ -124,6 +124,24 @@ class TestKeys:
 
         assert done.returncode == 1
 
+    def test_an_admin_key_may_name_several_clinics_and_dev_has_one(
+        self, tmp_path: Path
+    ) -> None:
+        from ipt_workflow.storage.keys import DEV_KEYS
+
+        db = tmp_path / "keys.db"
+
+        added = _cli(
+            db, "add", "--role", "admin", "--clinic", "c1", "--clinic", "c2",
+            "--actor", "clinic-admins",
+        )  # fmt: skip
+        listed = _cli(db, "list")
+
+        assert added.returncode == 0, added.stderr
+        assert "admin\tc1,c2\tclinic-admins" in listed.stdout
+        assert DEV_KEYS["dev-admin"].role == "admin"
+        assert DEV_KEYS["dev-admin"].clinics == ("demo-clinic",)
+
 
 class TestRateLimit:
     def test_a_token_over_its_rate_gets_429_with_retry_after(

@@ -28,8 +28,8 @@ def test_the_compose_file_fits_the_compose_schema_with_secrets_from_the_env() ->
 
     validate(rendered)
     services = rendered["services"]
-    assert set(services) == {"postgres", "api", "projections", "prometheus"}
-    for name in ("api", "projections"):
+    assert set(services) == {"postgres", "api", "projections", "webhooks", "prometheus"}
+    for name in ("api", "projections", "webhooks"):
         environment = services[name]["environment"]
         assert environment["IPT_DATABASE_URL"] == (
             "postgresql://ipt:pw-from-the-environment@postgres:5432/ipt"
@@ -41,11 +41,12 @@ def test_the_compose_file_fits_the_compose_schema_with_secrets_from_the_env() ->
         == (SECRETS["POSTGRES_PASSWORD"])
     )
     assert services["projections"]["command"][1:3] == ["projections", "run"]
+    assert services["webhooks"]["command"][1:3] == ["webhooks", "run"]
     command = services["api"]["command"]
     assert command[command.index("--workers") + 1] == "4"
     assert services["api"]["ports"] == ["8000:8000"]
-    assert sum("healthcheck" in s for s in services.values()) == 3
-    assert [s.get("image") for s in services.values()].count("ipt-workflow:local") == 2
+    assert sum("healthcheck" in s for s in services.values()) == 4
+    assert [s.get("image") for s in services.values()].count("ipt-workflow:local") == 3
 
 
 def test_the_schema_check_refuses_a_service_with_an_unknown_key() -> None:
@@ -94,4 +95,5 @@ def test_the_image_is_one_python_slim_build_and_prometheus_scrapes_the_api() -> 
     assert "FROM python:3.11-slim" in dockerfile
     assert "USER ipt" in dockerfile
     assert 'targets: ["api:8000"]' in scrape
+    assert 'targets: ["webhooks:9102"]' in scrape
     assert "metrics_path: /metrics" in scrape

@@ -64,6 +64,8 @@ ROLES = {
     "auditor": ("auditor", ["clinic-a"]),
     "other_auditor": ("auditor", ["clinic-b"]),
     "ops": ("ops", ["*"]),
+    "admin": ("admin", ["clinic-a"]),
+    "other_admin": ("admin", ["clinic-b"]),
 }
 
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow.api import errors
-from ipt_workflow.api.routes import audit, cases, health, projections
+from ipt_workflow.api.routes import audit, cases, health, projections, subscriptions
 from ipt_workflow.composition.bootstrap import (
     DEV_FLAG,
     SERVE_PID,
@@ -87,6 +87,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(projections.router)
     app.include_router(audit.cases_router)
     app.include_router(audit.router)
+    app.include_router(subscriptions.router)
+    app.include_router(subscriptions.status_router)
     app.include_router(health.router)
     app.add_middleware(JsonShape)
     app.add_middleware(BodyLimit)

@@ -27,9 +27,11 @@ from ipt_workflow.application.cases import (
     IdempotencyKeyReusedError,
     VersionMismatchError,
 )
+from ipt_workflow.application.webhooks import TooManySubscriptionsError
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, InvalidInput
 from ipt_workflow.ops.ratelimit import RateLimited
 from ipt_workflow.storage.cipher import UnknownCipherKeyError
+from ipt_workflow.storage.webhooks import KeyReusedError, SubscriptionNotFoundError
 
 PROBLEM = "application/problem+json"
 MAX_LISTED_ERRORS = 20
@@ -54,6 +56,7 @@ TITLES = {
     "position_not_reached": "No event has this position yet",
     "headers_too_large": "The request's headers are too large",
     "internal_error": "An unexpected error; nothing was written",
+    "too_many_subscriptions": "The clinic has the most webhook subscriptions allowed",
 }
 
 
@@ -255,6 +258,14 @@ def _undecryptable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _no_subscription(_: Request, _exc: Exception) -> JSONResponse:
+    return problem(404, "not_found", "No such subscription.")
+
+
+def _too_many(_: Request, exc: Exception) -> JSONResponse:
+    return problem(409, "too_many_subscriptions", f"{str(exc).capitalize()}.")
+
+
 def _internal(_: Request, _exc: Exception) -> JSONResponse:
     return problem(500, "internal_error", "An unexpected error; nothing was written.")
 
@@ -282,6 +293,9 @@ def install(app: FastAPI) -> None:
         (VersionMismatchError, _version),
         (CommandIdReused, _reused),
         (IdempotencyKeyReusedError, _reused),
+        (KeyReusedError, _reused),
+        (SubscriptionNotFoundError, _no_subscription),
+        (TooManySubscriptionsError, _too_many),
         (BusyError, _busy),
         (RateLimited, _rate_limited),
         (MapperDeserialisationError, _undecryptable),
@@ -298,8 +312,9 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "Malformed JSON, invalid UTF-8 or a malformed header",
         401: "No token, or an unknown token",
         403: "This role may not use this route",
-        404: "Unknown case, or a case of another clinic",
-        409: "A rule refuses the command (guard_failed), or conflict",
+        404: "Unknown case or subscription, or one of another clinic",
+        409: "A rule refuses the command (guard_failed), conflict, or "
+        "too_many_subscriptions",
         412: "If-Match names a version that is not the current one",
         413: "The body is over 1 MiB",
         422: "The body does not fit the schema, or the Idempotency-Key was reused",

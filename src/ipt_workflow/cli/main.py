@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ipt_workflow.cli import audit as audit_cli
+from ipt_workflow.cli import webhooks as webhooks_cli
 
 if TYPE_CHECKING:
     from ipt_workflow.composition.settings import Settings
@@ -57,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     add = key_commands.add_parser("add", help="create a key and print its token once")
-    add.add_argument("--role", required=True, choices=["clinician", "auditor", "ops"])
+    add.add_argument(
+        "--role", required=True, choices=["clinician", "auditor", "ops", "admin"]
+    )
     add.add_argument(
         "--clinic",
         action="append",
@@ -69,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     audit_cli.add_parser(commands)
+    webhooks_cli.add_parser(commands)
     return parser
 
 
@@ -93,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _projections(args)
     if args.command == "audit":
         return audit_cli.run(args, _settings())
+    if args.command == "webhooks":
+        webhooks_cli.dev_requested(args)
+        return webhooks_cli.run(args, _settings())
     return _serve(args)
 
 
@@ -239,6 +246,8 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault(
         "IPT_RUN_PROJECTIONS", "true" if args.workers == 1 else "false"
     )
+    # Likewise the webhook dispatcher: `ipt-workflow webhooks run` beside several.
+    os.environ.setdefault("IPT_RUN_WEBHOOKS", "true" if args.workers == 1 else "false")
     settings = _settings()
     problems = production_problems(settings, dev_flag=args.dev)
     if problems:
@@ -252,8 +261,8 @@ def _serve(args: argparse.Namespace) -> int:
     sys.stdout.write(f"ipt-workflow on {base} — interactive docs: {base}/docs\n")
     if settings.dev:
         sys.stdout.write(
-            "dev tokens for demo-clinic: dev-clinician, dev-auditor, dev-ops "
-            "(send `Authorization: Bearer dev-clinician`)\n"
+            "dev tokens for demo-clinic: dev-clinician, dev-auditor, dev-ops, "
+            "dev-admin (send `Authorization: Bearer dev-clinician`)\n"
         )
     sys.stdout.flush()
     from ipt_workflow.ops import metrics

@@ -17,6 +17,8 @@ from cachetools import TTLCache
 
 from ipt_workflow.application.auditing import Checkpointer
 from ipt_workflow.application.cases import CaseApplication, CommandObserver
+from ipt_workflow.application.dispatcher import Dispatcher
+from ipt_workflow.application.webhooks import Resolver, Webhooks
 from ipt_workflow.composition.builders import (
     build_access_log,
     build_application,
@@ -25,6 +27,11 @@ from ipt_workflow.composition.builders import (
 )
 from ipt_workflow.composition.readmodels import ReadModels, supervised_projections
 from ipt_workflow.composition.settings import DEV_REFERENCE_KEY, Settings
+from ipt_workflow.composition.webhooks import (
+    build_dispatcher,
+    build_webhook_store,
+    build_webhooks,
+)
 from ipt_workflow.ops.logging import CommandLog
 from ipt_workflow.ops.ratelimit import RateLimiter
 from ipt_workflow.ops.supervisor import ProjectionSupervisor
@@ -60,6 +67,8 @@ class Services:
         default_factory=lambda: RateLimiter(0, 0, "this client address")
     )
     """Failed authentications per client address (per_second 0: no limit)."""
+    webhooks: Webhooks | None = None
+    """Webhook subscriptions (None: the subscription routes answer 503)."""
     _cache: TTLCache[str, ApiKey | None] | None = field(init=False, default=None)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _recently_good: TTLCache[str, bool] = field(
@@ -118,6 +127,8 @@ class Services:
             self.read_models.close()
         if self.access is not None:
             self.access.close()
+        if self.webhooks is not None:
+            self.webhooks.store.close()
 
 
 def bootstrap(
@@ -129,8 +140,13 @@ def bootstrap(
     read_models: ReadModels | None = None,
     access: AccessLog | None = None,
     observer: CommandObserver | None = None,
+    webhooks: Webhooks | None = None,
+    resolver: Resolver | None = None,
 ) -> Services:
-    """Every service the API needs, built from the settings unless given."""
+    """Every service the API needs, built from the settings unless given.
+
+    `resolver` stands in for DNS in the webhook URL checks (tests).
+    """
     cases = cases or build_application(settings)
     cases.observer = observer or CommandLog()
     return Services(
@@ -146,6 +162,7 @@ def bootstrap(
             settings.auth_failures_burst,
             "this client address",
         ),
+        webhooks=webhooks or build_webhooks(settings, cases, resolver=resolver),
     )
 
 
@@ -155,24 +172,37 @@ class Background:
 
     checkpointer: Checkpointer | None
     projections: ProjectionSupervisor | None
+    webhooks: Dispatcher | None = None
 
     def stop(self) -> None:
-        """Stop after the current checkpoint and, for each read model, event."""
+        """Stop after the current checkpoint and, for each read model, event;
+        webhook attempts in flight finish (at most their timeout)."""
         if self.checkpointer is not None:
             self.checkpointer.stop()
         if self.projections is not None:
             self.projections.stop()
+        if self.webhooks is not None:
+            self.webhooks.stop()
 
 
 def start_background(settings: Settings, services: Services) -> Background:
-    """Signed checkpoints, and with one worker the read models' runners."""
+    """Signed checkpoints, and with one worker the read models' runners and the
+    webhook dispatcher."""
     projections = None
     if settings.run_projections:
         projections = supervised_projections(settings).start()
     checkpointer = build_checkpointer(settings, services.cases)
     if checkpointer is not None:
         checkpointer.start()
-    return Background(checkpointer, projections)
+    dispatcher = None
+    if settings.run_webhooks:
+        # Its own store (and pool, sized for its lanes); the same DNS as the API.
+        policy = services.webhooks.policy if services.webhooks is not None else None
+        resolver = policy.resolver if policy is not None else None
+        dispatcher = build_dispatcher(
+            settings, services.cases, resolver=resolver
+        ).start()
+    return Background(checkpointer, projections, dispatcher)
 
 
 def prepare_storage(settings: Settings) -> None:
@@ -191,6 +221,7 @@ def prepare_storage(settings: Settings) -> None:
         cases.close()
     build_key_store(settings).close()
     build_access_log(settings).close()
+    build_webhook_store(settings).close()
 
 
 DEV_FLAG = "IPT_SERVE_DEV_FLAG"

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ipt_workflow.composition.webhook_settings import WebhookSettings
 from ipt_workflow.storage.audit import parse_checkpoint_keys
 from ipt_workflow.storage.cipher import parse_keys
 from ipt_workflow.storage.connections import private_file
@@ -19,8 +20,9 @@ MIN_REFERENCE_KEY = 32
 _LEVELS = ("debug", "info", "warning", "error")
 
 
-class Settings(BaseSettings):
-    """Every setting, read from `IPT_*` environment variables."""
+class Settings(WebhookSettings, BaseSettings):
+    """Every setting, read from `IPT_*` environment variables (the webhooks' own
+    in composition/webhook_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="IPT_", frozen=True, extra="ignore")
 

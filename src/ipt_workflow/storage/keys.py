@@ -19,8 +19,8 @@ from typing import Any, Literal, Protocol
 
 from ipt_workflow.storage.connections import small_pool, sqlite_cursor
 
-Role = Literal["clinician", "auditor", "ops"]
-ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops")
+Role = Literal["clinician", "auditor", "ops", "admin"]
+ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops", "admin")
 ALL_CLINICS = "*"
 TOKEN_FORMAT = re.compile(r"ipt_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 """The shape of every token `new_token` issues: nothing else is ever looked up."""
@@ -45,7 +45,7 @@ class ApiKey:
 DEV_CLINIC = "demo-clinic"
 DEV_KEYS: dict[str, ApiKey] = {
     f"dev-{role}": ApiKey(f"dev-{role}", role, (DEV_CLINIC,), f"dev-{role}", "")
-    for role in ("clinician", "auditor", "ops")
+    for role in ROLES
 }
 """The fixed tokens of `--dev`, each its own key record."""
 

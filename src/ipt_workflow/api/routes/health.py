@@ -15,6 +15,7 @@ from ipt_workflow.api.errors import problem
 from ipt_workflow.composition.bootstrap import Services
 from ipt_workflow.ops import metrics
 from ipt_workflow.ops.supervisor import ProjectionSupervisor
+from ipt_workflow.ops.webhooks import WebhookGauges
 from ipt_workflow.storage.cipher import UnknownCipherKeyError
 
 NO_TOKEN: dict[str, Any] = {"security": []}
@@ -74,7 +75,10 @@ def prometheus_metrics(request: Request, svc: ServicesDep) -> Response:
     collector = metrics.ScrapeTimeCollector(
         status, supervisor.running if supervisor is not None else None
     )
-    return Response(metrics.exposition(collector), media_type=metrics.CONTENT_TYPE)
+    extra: list[Any] = [collector]
+    if svc.webhooks is not None and status is not _unreachable:
+        extra.append(WebhookGauges(svc.webhooks))
+    return Response(metrics.exposition(*extra), media_type=metrics.CONTENT_TYPE)
 
 
 def _unreachable() -> list[dict[str, Any]]:
