@@ -143,13 +143,15 @@ def wanted(app: Any, sub: Subscription) -> list[tuple[int, str]]:
     """(position, event id) of every event the subscription must get, in order."""
     found: list[tuple[int, str]] = []
     after = sub.position
-    while batch := pending(app, sub.clinic_id, after, 500):
+    head = app.recorder.max_notification_id() or 0
+    while after < head:
+        batch = pending(app, sub.clinic_id, after, 500)
         found += [
             (n.id, f"{n.originator_id}:{n.originator_version}")
-            for n in batch
+            for n in batch.events
             if subscribed(sub, n.topic)
         ]
-        after = batch[-1].id
+        after = batch.scanned_to
     return found
 
 

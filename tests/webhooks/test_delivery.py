@@ -7,14 +7,18 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
+from functools import partial
 from typing import Any
 
+import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from standardwebhooks import Webhook
 
 from ipt_workflow.composition.settings import Settings
+from ipt_workflow.composition.webhooks import build_dispatcher
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.courses import Course
+from ipt_workflow.storage import audit as audit_storage
 from tests.support.drivers import OverHttp, unique_ref
 from tests.support.receiver import Receiver
 from tests.webhooks.conftest import FAST, Hooked, hooked_api, wait_for
@@ -286,3 +290,38 @@ class TestRedeliveryAndDeletion:
         assert {d["outcome"] for d in refused} == {"refused"}
         assert "10.20.30.40" in (refused[0]["error"] or "")
         assert acknowledged(receiving.received()) == [f"{case_id}:1"]
+
+
+class TestAQuietClinic:
+    def test_its_event_arrives_after_more_than_a_feed_stretch_of_other_clinics(
+        self,
+        subscriptions: Hooked,
+        receiving: Receiver,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Caught in the merge with the bounded feed (D40): a stretch of the log with
+        none of the clinic's events read as "nothing new up to the head", so an event
+        past it was never delivered."""
+        monkeypatch.setattr(audit_storage, "FEED_SCAN", 10)
+        for module in ("sqlite_audit", "postgres_audit"):
+            monkeypatch.setattr(f"ipt_workflow.storage.{module}.FEED_SCAN", 10)
+        sub = subscriptions.subscribe(receiving.url())
+        other = OverHttp(partial(subscriptions.api.post, who="other_clinician"))
+        for _ in range(12):  # two events each (the case and its index): 24 positions
+            other.open(WHOLE)
+        mine = OverHttp(subscriptions.api.post).open(WHOLE)
+        time.sleep(0.05)
+        behind = subscriptions.api.get("/webhooks/status", who="admin").json()
+        services = subscriptions.services
+        dispatcher = build_dispatcher(
+            services.settings, services.cases, resolver=subscriptions.dns
+        )
+        try:
+            dispatcher.drain()
+        finally:
+            dispatcher.stop()
+
+        assert behind["items"][0]["lag_seconds"] >= 0.05
+        assert acknowledged(receiving.received()) == [f"{mine}:1"]
+        log = deliveries(subscriptions, sub["id"])
+        assert [d["outcome"] for d in log] == ["delivered"]

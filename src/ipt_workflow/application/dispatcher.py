@@ -492,12 +492,17 @@ class Dispatcher:
                 # Read the head first: writers commit in position order, so no
                 # event of the clinic can appear later at or below it.
                 head = self.app.recorder.max_notification_id() or 0
-                batch = [
-                    n
-                    for n in pending(self.app, sub.clinic_id, sub.position, BATCH)
-                    if n.id > sub.position
-                ]
+                found = pending(self.app, sub.clinic_id, sub.position, BATCH)
+                batch = [n for n in found.events if n.id > sub.position]
                 batch_for = sub.revision
+                if not batch and sub.position < found.scanned_to < head:
+                    # A whole stretch of other clinics' events (the feed looks at
+                    # a bounded stretch, D40): move past it, then read on.
+                    moved = self.store.record(
+                        sub, DispatchState(found.scanned_to), None
+                    )
+                    batch_for = sub.revision + 1 if moved else -1
+                    continue
                 if not batch:
                     # Nothing for this clinic up to the head (other clinics' events,
                     # the client index's): not looked at again until the head moves.

@@ -306,11 +306,37 @@ def _recorder(app: CaseApplication) -> AuditRecorder:
     return cast(AuditRecorder, recorder)
 
 
-def pending(
-    app: CaseApplication, clinic_id: str, after: int, limit: int
-) -> Sequence[Notification]:
+@dataclass(frozen=True)
+class Pending:
+    """A clinic's case events in one stretch of the log, and where the stretch ends.
+
+    A stretch is at most FEED_SCAN positions (D40): no events in it does not mean
+    none later. Every position up to `scanned_to` is final, so a reader may go on
+    after it.
+    """
+
+    events: list[Notification]
+    scanned_to: int
+
+
+def pending(app: CaseApplication, clinic_id: str, after: int, limit: int) -> Pending:
     """A clinic's case events after a log position, in log order (not decoded)."""
-    return _recorder(app).select_feed(after, limit, [clinic_id])
+    rows = _recorder(app).select_feed(after, limit, [clinic_id])
+    return Pending([n for n, _ in rows.events], rows.scanned_to)
+
+
+def first_pending(
+    app: CaseApplication, clinic_id: str, after: int, head: int
+) -> Notification | None:
+    """The clinic's first case event after `after` and up to `head`, if any."""
+    while after < head:
+        found = pending(app, clinic_id, after, 1)
+        if found.events:
+            return found.events[0]
+        if found.scanned_to <= after:
+            return None
+        after = found.scanned_to
+    return None
 
 
 def decode(app: CaseApplication, n: Notification) -> DomainEventProtocol[UUID]:
@@ -466,9 +492,9 @@ class Webhooks:
             head = self.cases.recorder.max_notification_id() or 0
         if head <= sub.position:
             return Lag(head, False, 0.0)
-        first = pending(self.cases, sub.clinic_id, sub.position, 1)
-        if not first:
+        first = first_pending(self.cases, sub.clinic_id, sub.position, head)
+        if first is None:
             return Lag(head, False, 0.0)
-        event: Any = decode(self.cases, first[0])
+        event: Any = decode(self.cases, first)
         age = time.time() - event.timestamp.timestamp()
         return Lag(head, True, round(max(age, 0.0), 3))
