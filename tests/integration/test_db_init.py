@@ -100,7 +100,8 @@ def test_with_create_tables_off_a_process_needs_no_ddl_rights(
     postgres: Cluster, postgres_url: str
 ) -> None:
     """What `serve` gives its workers (IPT_CREATE_TABLES=false): a role that may
-    only read and write rows runs commands, reads and the read models' reads."""
+    only read and write rows runs commands, reads, the read models' reads and the
+    webhook subscriptions' reads."""
     prepare_storage(Settings(database_url=postgres_url))
     role = f"runtime_{secrets.token_hex(4)}"
     with psycopg.connect(postgres_url, autocommit=True) as owner:
@@ -130,6 +131,8 @@ def test_with_create_tables_off_a_process_needs_no_ddl_rights(
         )
         assert services.read_models is not None
         assert services.read_models.views["caseload"].rows(None) == []
+        assert services.webhooks is not None
+        assert list(services.webhooks.page(None, None, 10)) == []
     finally:
         if services is not None:
             services.close()

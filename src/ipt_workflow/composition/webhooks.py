@@ -52,7 +52,10 @@ def build_webhook_store(settings: Settings, *, connections: int = 4) -> WebhookS
     if settings.backend == "sqlite":
         return SQLiteWebhookStore(webhooks_path(settings), _cipher(settings))
     return PostgresWebhookStore(
-        settings.database_url, _cipher(settings), max_size=connections
+        settings.database_url,
+        _cipher(settings),
+        max_size=connections,
+        create_tables=settings.create_tables,
     )
 
 

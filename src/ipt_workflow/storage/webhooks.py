@@ -627,7 +627,12 @@ class PostgresWebhookStore(_SqlWebhookStore):
     bigint = "bigint"
 
     def __init__(
-        self, conninfo: str, cipher: SecretCipher | None = None, max_size: int = 4
+        self,
+        conninfo: str,
+        cipher: SecretCipher | None = None,
+        max_size: int = 4,
+        *,
+        create_tables: bool = True,
     ) -> None:
         super().__init__(cipher)
         self.pool: ConnectionPool[Any] = ConnectionPool(
@@ -639,8 +644,10 @@ class PostgresWebhookStore(_SqlWebhookStore):
             check=ConnectionPool.check_connection,
             kwargs={"autocommit": True},
         )
+        if not create_tables:  # `serve` made them; its workers run no DDL (D90)
+            return
         with self._transaction() as c:
-            # Workers starting together must not race on CREATE TABLE IF NOT EXISTS.
+            # Processes starting together must not race on CREATE TABLE IF NOT EXISTS.
             c.execute("SELECT pg_advisory_xact_lock(hashtext('ipt_webhook_tables'))")
             for statement in self._create():
                 c.execute(statement)
