@@ -324,6 +324,14 @@ COMMANDS: dict[str, Command] = {
     ),
     "close": Command("transitions/close", None, concluded_in_remission),
     "withdraw": Command("transitions/withdraw", {"reason": "moved"}),
+    "accept_follow_up": Command(
+        "transitions/accept_follow_up",
+        {"sessions": 6, "frequency": "monthly"},
+        concluded_with_continuation,
+    ),
+    "decline_follow_up": Command(
+        "transitions/decline_follow_up", None, concluded_with_continuation
+    ),
     "follow-up-offer": Command(
         "follow-up/offer", {"kind": "maintenance"}, concluded_in_remission
     ),
@@ -1695,17 +1703,6 @@ class TestTransitionRoute:
         answer: Response = sqlite_api.post(f"/cases/{case_id}/transitions/{name}", body)
 
         assert bad_fields(answer) == fields
-
-    def test_accepting_follow_up_is_not_a_transition_route(
-        self, sqlite_api: Api
-    ) -> None:
-        case_id = new_case(sqlite_api)
-
-        answer: Response = sqlite_api.post(
-            f"/cases/{case_id}/transitions/accept_follow_up"
-        )
-
-        assert_problem(answer, 404, "not_found")
 
 
 # --- POST /cases/{id}/follow-up/offer ----------------------------------------------

@@ -9,10 +9,12 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ipt_workflow import __version__
 from ipt_workflow.api import errors
-from ipt_workflow.api.routes import audit, cases, health, projections
+from ipt_workflow.api.routes import audit, cases, health, problems, projections
 from ipt_workflow.composition.bootstrap import Services, bootstrap, start_background
 from ipt_workflow.composition.settings import Settings
 from ipt_workflow.ops.logging import RequestContext, configure_logging
@@ -57,11 +59,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 built.close()
             lifecycle.info("api_stopped")
 
-    app = FastAPI(
+    # The interactive docs (/docs, /redoc) load their scripts from a pinned package,
+    # never from a CDN, so they work offline and behind a strict firewall.
+    app = FastAPIOffline(
         title="ipt-workflow",
-        version="1.0.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     errors.install(app)
     app.include_router(cases.router)
@@ -69,6 +74,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(audit.cases_router)
     app.include_router(audit.router)
     app.include_router(health.router)
+    app.include_router(problems.router)
     app.add_middleware(BodyLimit)
     app.add_middleware(
         RequestContext, pools=lambda: health.service_pools(app.state.services)

@@ -315,7 +315,17 @@ class TransitionBody(Body):
         ),
     )
     note: Note | None = None
-    maintenance_discussed: Flag = False
+    maintenance_discussed: Flag = Field(
+        default=False, description="conclude: maintenance was discussed with the client"
+    )
+    sessions: Count | None = within(
+        FOLLOW_UP_SESSIONS,
+        default=None,
+        description="accept_follow_up: the follow-up contract's sessions",
+    )
+    frequency: FollowUpFrequency | None = Field(
+        default=None, description="accept_follow_up: the follow-up contract's frequency"
+    )
 
 
 class FollowUpOffer(Body):

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ipt_workflow.api import schemas as s
 from ipt_workflow.api.access import CaseReadsDep
+from ipt_workflow.api.conditional import IfNoneMatch, not_modified
 from ipt_workflow.api.deps import Reader, ReadYourWrites, ServicesDep
 from ipt_workflow.api.errors import responses
 from ipt_workflow.api.routes.commands import Runner, answer
@@ -48,12 +49,11 @@ COMMAND_ERRORS = responses(400, 401, 403, 404, 409, 412, 413, 422, 429, 503)
 READ_ERRORS = responses(401, 403, 404, 422, 429, 503)
 CaseId = Annotated[UUID, "the case id"]
 
-FOLLOW_UP_DECISIONS = {Transition.accept_follow_up, Transition.decline_follow_up}
-"""Answers to an offer: sent as one decision to /follow-up/decision."""
 TransitionName = StrEnum(  # type: ignore[misc]
-    "TransitionName",
-    [(t.value, t.value) for t in TRANSITION_COMMANDS if t not in FOLLOW_UP_DECISIONS],
+    "TransitionName", [(t.value, t.value) for t in TRANSITION_COMMANDS]
 )
+"""Every transition a case's `transitions` names has its route (the answers to a
+follow-up offer also have the one-call /follow-up/decision)."""
 
 
 @router.post(
@@ -72,22 +72,36 @@ def open_case(body: s.CaseCreate, runner: Runner) -> JSONResponse:
         command, runner.context(body), idempotency=runner.claim(body, 201)
     )
     status = outcome.status or (201 if outcome.created else 200)
-    response = answer(outcome, case_view(outcome.case, outcome.position), status)
+    # Only an answer stored under the Idempotency-Key is a replay; the open case
+    # returned for its client_ref is an answer of its own (200).
+    replayed = outcome.status is not None
+    view = case_view(outcome.case, outcome.position)
+    response = answer(outcome, view, status, replayed=replayed)
     response.headers["Location"] = f"/cases/{outcome.case.id}"
     return response
 
 
-@router.get("/{case_id}", response_model=s.CaseView, responses=READ_ERRORS)
+@router.get(
+    "/{case_id}",
+    response_model=s.CaseView,
+    responses={
+        304: {"description": "The case is still at the version held"},
+        **READ_ERRORS,
+    },
+)
 def get_case(
     case_id: CaseId,
     principal: Reader,
     svc: ServicesDep,
     _: ReadYourWrites,
     reads: CaseReadsDep,
-) -> JSONResponse:
+    held: IfNoneMatch,
+) -> Response:
     """The case now, with every transition's why-not."""
     case = svc.cases.get_case(case_id, clinics=principal.clinics)
     reads.record(case)
+    if unchanged := not_modified(held, case.version):
+        return unchanged
     position = svc.cases.position_of(case.id, case.version)
     outcome = Outcome(case, CommandResult(case.version), position)
     return answer(outcome, case_view(case, outcome.position), 200)
@@ -219,7 +233,7 @@ def transition(
     runner: Runner,
     body: s.TransitionBody | None = None,
 ) -> JSONResponse:
-    """Move the case on: start_middle, start_end, conclude, close or withdraw."""
+    """Move the case on by one of the transitions its `transitions` lists."""
     kind = TRANSITION_COMMANDS[Transition(name.value)]
     takes = {f.name for f in fields(kind)}
     given = set() if body is None else body.model_fields_set - {"on_behalf_of"}
