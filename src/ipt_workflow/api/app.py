@@ -14,7 +14,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow import __version__
 from ipt_workflow.api import errors
-from ipt_workflow.api.routes import audit, cases, health, problems, projections
+from ipt_workflow.api.routes import (
+    audit,
+    cases,
+    health,
+    lookup,
+    problems,
+    projections,
+)
 from ipt_workflow.composition.bootstrap import Services, bootstrap, start_background
 from ipt_workflow.composition.settings import Settings
 from ipt_workflow.ops.logging import RequestContext, configure_logging
@@ -69,6 +76,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         static_url="/docs-assets",
     )
     errors.install(app)
+    app.include_router(lookup.router)
     app.include_router(cases.router)
     app.include_router(projections.router)
     app.include_router(audit.cases_router)
