@@ -34,6 +34,7 @@ class CaseList(ReadModel):
             "clinician_id": facts["clinician_id"],
             "opened_at": facts["opened_at"],
             "ended_at": facts["ended_at"],
+            "updated_at": facts["updated_at"],
         }
 
 

@@ -27,6 +27,7 @@ def new_facts(event: events.CaseOpened) -> Facts:
         "phase": event.phase,
         "opened_on": event.timestamp.date().isoformat(),
         "opened_at": moment(event),
+        "updated_at": moment(event),
         "ended_at": None,
         "version": event.originator_version,
         "contract_sessions": None,
@@ -60,7 +61,7 @@ def evolve(facts: Facts | None, event: events.CaseEvent) -> Facts | None:
         return new_facts(event)
     if facts is None:
         return None
-    facts = {**facts, "version": event.originator_version}
+    facts = {**facts, "version": event.originator_version, "updated_at": moment(event)}
     _apply(event, facts)
     return facts
 

@@ -16,6 +16,7 @@ from ipt_workflow import __version__
 from ipt_workflow.api import errors
 from ipt_workflow.api.routes import (
     audit,
+    bulk,
     cases,
     health,
     lookup,
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(projections.router)
     app.include_router(audit.cases_router)
     app.include_router(audit.router)
+    app.include_router(bulk.router)
     app.include_router(health.router)
     app.include_router(problems.router)
     app.add_middleware(BodyLimit)

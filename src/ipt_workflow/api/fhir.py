@@ -619,3 +619,70 @@ def fhir_bundle(
         "timestamp": timestamp.isoformat(timespec="seconds"),
         "entry": entries,
     }
+
+
+# --- what the service offers -------------------------------------------------------
+
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+
+
+def capability_statement(software_version: str, date: str) -> dict[str, Any]:
+    """The CapabilityStatement of GET /fhir/metadata: what the export offers."""
+    resources = [
+        {
+            "type": kind,
+            "profile": f"{CORE_PROFILE}{kind}",
+            "documentation": "Exported per case (GET /cases/{id}/fhir) and in bulk "
+            "(GET /fhir/$export); not searchable here.",
+        }
+        for kind in RESOURCE_TYPES
+    ]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "publisher": "ipt-workflow",
+        "kind": "instance",
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
+        "software": {"name": "ipt-workflow", "version": software_version},
+        "implementation": {
+            "description": "IPT case records as HL7 FHIR R4: an EpisodeOfCare per "
+            "case, Conditions for its focus, CarePlans for its contracts, "
+            "Encounters for its sessions, Observations for its measures and "
+            "outcome. Code systems and extensions under " + BASE + "."
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Send Authorization: Bearer <token> of the auditor "
+                "role (a clinician's token reads its cases' Bundles).",
+                "security": {
+                    "service": [
+                        {
+                            "coding": [
+                                _coding(
+                                    "http://terminology.hl7.org/CodeSystem/"
+                                    "restful-security-service",
+                                    "OAuth",
+                                )
+                            ],
+                            "text": "Bearer tokens made by `ipt-workflow keys add`",
+                        }
+                    ]
+                },
+                "resource": resources,
+                "operation": [
+                    {
+                        "name": "export",
+                        "definition": f"{BULK_DATA}/OperationDefinition/export",
+                        "documentation": "System-level export of the cases of the "
+                        "token's clinics: GET /fhir/$export with Prefer: "
+                        "respond-async; _since, _type and _outputFormat "
+                        "(application/fhir+ndjson) are supported.",
+                    }
+                ],
+            }
+        ],
+    }

@@ -17,6 +17,7 @@ from ipt_workflow.composition.builders import (
     build_access_log,
     build_application,
     build_checkpointer,
+    build_exports,
     build_key_store,
 )
 from ipt_workflow.composition.readmodels import ReadModels, supervised_projections
@@ -25,6 +26,7 @@ from ipt_workflow.ops.logging import CommandLog
 from ipt_workflow.ops.ratelimit import RateLimiter
 from ipt_workflow.ops.supervisor import ProjectionSupervisor
 from ipt_workflow.storage.access_log import AccessLog
+from ipt_workflow.storage.exports import ExportJobs
 from ipt_workflow.storage.keys import DEV_KEYS, ApiKey, KeyStore
 
 KEY_CACHE_SECONDS = 5.0
@@ -41,6 +43,8 @@ class Services:
     read_models: ReadModels | None = None
     access: AccessLog | None = None
     """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
+    exports: ExportJobs | None = None
+    """FHIR bulk export jobs (None: exports are not offered)."""
     _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     def find_key(self, token: str) -> ApiKey | None:
@@ -74,6 +78,7 @@ def bootstrap(
     read_models: ReadModels | None = None,
     access: AccessLog | None = None,
     observer: CommandObserver | None = None,
+    exports: ExportJobs | None = None,
 ) -> Services:
     """Every service the API needs, built from the settings unless given."""
     cases = cases or build_application(settings)
@@ -86,6 +91,7 @@ def bootstrap(
         or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         read_models=read_models or ReadModels(settings, cases),
         access=access or build_access_log(settings),
+        exports=exports or build_exports(settings),
     )
 
 

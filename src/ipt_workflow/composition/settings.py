@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(default=30, ge=1)
     """On SIGTERM, how long `serve` lets in-flight requests finish."""
 
+    export_dir: str = "./var/exports"
+    """Where FHIR bulk exports keep their files for an hour; every worker (and, with
+    several replicas, every replica) must see the same folder."""
+
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
     def _case_insensitive(cls, value: object) -> object:

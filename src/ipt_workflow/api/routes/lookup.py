@@ -48,7 +48,16 @@ def decode_cursor(text: str) -> Cursor:
         ) from None
 
 
-def _clinics(principal: Principal, clinic_id: str | None) -> list[str] | None:
+LookupScope = Annotated[
+    Identifier | None,
+    Query(
+        description="one of the token's clinics (required with client_ref for a "
+        "token of every clinic)"
+    ),
+]
+
+
+def clinics_in_scope(principal: Principal, clinic_id: str | None) -> list[str] | None:
     """The clinics to search: the token's, narrowed to `clinic_id` if given."""
     if clinic_id is None:
         return None if principal.clinics is None else sorted(principal.clinics)
@@ -78,13 +87,7 @@ def list_cases(
     phase: Annotated[
         Phase | None, Query(description="only cases in this phase")
     ] = None,
-    clinic_id: Annotated[
-        Identifier | None,
-        Query(
-            description="one of the token's clinics (required with client_ref "
-            "for a token of every clinic)"
-        ),
-    ] = None,
+    clinic_id: LookupScope = None,
     after: Annotated[
         str | None, Query(max_length=200, description="the `next_after` of a page")
     ] = None,
@@ -92,7 +95,7 @@ def list_cases(
 ) -> JSONResponse:
     """Cases newest first: a client's by client_ref, or by clinician and phase."""
     cursor = None if after is None else decode_cursor(after)
-    clinics = _clinics(principal, clinic_id)
+    clinics = clinics_in_scope(principal, clinic_id)
     if client_ref is not None:
         if clinics is None:
             raise ApiError(
