@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow import __version__
 from ipt_workflow.api import errors
+from ipt_workflow.api.ratelimit_headers import RateLimitHeaders
 from ipt_workflow.api.routes import (
     audit,
     bulk,
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(bulk.router)
     app.include_router(health.router)
     app.include_router(problems.router)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyLimit)
     app.add_middleware(
         RequestContext, pools=lambda: health.service_pools(app.state.services)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -250,12 +252,17 @@ def _serve(args: argparse.Namespace) -> int:
     # Several workers share their metrics through files (D32); the folder must
     # start empty, and every worker process inherits where it is.
     made_here = None
+    limits = None
     if args.workers > 1:
         folder, made = metrics.prepare_multiprocess_dir(
             os.environ.get(metrics.MULTIPROC_DIR)
         )
         os.environ[metrics.MULTIPROC_DIR] = folder
         made_here = folder if made else None
+        if settings.rate_limit_state is None:
+            # The workers share one token bucket per API key through this file.
+            limits = Path(tempfile.mkdtemp(prefix="ipt-ratelimit-")) / "buckets.db"
+            os.environ["IPT_RATE_LIMIT_STATE"] = str(limits)
     try:
         uvicorn.run(
             "ipt_workflow.api.app:app_from_environment",
@@ -271,6 +278,8 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if made_here is not None:
             metrics.remove_multiprocess_dir(made_here)
+        if limits is not None:
+            shutil.rmtree(limits.parent, ignore_errors=True)
     return 0
 
 

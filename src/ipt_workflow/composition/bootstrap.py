@@ -88,7 +88,11 @@ def bootstrap(
         cases=cases,
         keys=keys or build_key_store(settings),
         limiter=limiter
-        or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        or RateLimiter(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.rate_limit_state,
+        ),
         read_models=read_models or ReadModels(settings, cases),
         access=access or build_access_log(settings),
         exports=exports or build_exports(settings),

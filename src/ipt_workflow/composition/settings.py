@@ -36,11 +36,16 @@ class Settings(BaseSettings):
     run_projections: bool = False
     """Run the projection runners inside the API process (one worker only)."""
 
-    rate_limit_per_second: float = 20.0
-    """Sustained requests per second per token (0: no limit)."""
+    rate_limit_per_second: float = 50.0
+    """Sustained requests per second per token (0: no limit); shared by the workers
+    of one server (D7x)."""
 
-    rate_limit_burst: float = 100.0
+    rate_limit_burst: float = 500.0
     """Requests a token may send at once before the sustained rate applies."""
+
+    rate_limit_state: str | None = None
+    """The SQLite file the workers of one server share their buckets through; `serve`
+    sets it for several workers (unset: each process counts alone)."""
 
     postgres_pool_size: int = 5
     postgres_max_overflow: int = 10
