@@ -3,7 +3,7 @@ services the composition root builds. Nothing is built at import."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow import __version__
-from ipt_workflow.api import errors
+from ipt_workflow.api import errors, openapi
 from ipt_workflow.api.ratelimit_headers import RateLimitHeaders
 from ipt_workflow.api.routes import (
     audit,
@@ -76,6 +76,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         description=DESCRIPTION,
         lifespan=lifespan,
         static_url="/docs-assets",
+        generate_unique_id_function=openapi.operation_id,
     )
     errors.install(app)
     app.include_router(lookup.router)
@@ -91,7 +92,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(
         RequestContext, pools=lambda: health.service_pools(app.state.services)
     )
-    _add_problem_schema(app)
+    openapi.install(app, _problem_and_security)
     return app
 
 
@@ -144,24 +145,18 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, *, bad: bool) -
     await response(scope, receive, send)
 
 
-def _add_problem_schema(app: FastAPI) -> None:
+def _problem_and_security(schema: dict[str, Any]) -> None:
     from ipt_workflow.api.schemas import Problem
 
-    original: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["Problem"] = Problem.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        schema["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    schema["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token of `ipt-workflow keys add` (shown once)",
         }
-        schema["security"] = [{"bearer": []}]
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    }
+    schema["security"] = [{"bearer": []}]

@@ -315,8 +315,10 @@ class TransitionBody(Body):
         ),
     )
     note: Note | None = None
-    maintenance_discussed: Flag = Field(
-        default=False, description="conclude: maintenance was discussed with the client"
+    maintenance_discussed: Flag | None = Field(
+        default=None,
+        description="conclude: maintenance was discussed with the client (default "
+        "false)",
     )
     sessions: Count | None = within(
         FOLLOW_UP_SESSIONS,

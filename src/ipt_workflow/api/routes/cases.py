@@ -61,7 +61,7 @@ follow-up offer also have the one-call /follow-up/decision)."""
     status_code=201,
     response_model=s.CaseView,
     responses={
-        200: {"description": "The open case of this client_ref"},
+        200: {"description": "The open case of this client_ref", "model": s.CaseView},
         **COMMAND_ERRORS,
     },
 )
@@ -236,7 +236,14 @@ def transition(
     """Move the case on by one of the transitions its `transitions` lists."""
     kind = TRANSITION_COMMANDS[Transition(name.value)]
     takes = {f.name for f in fields(kind)}
-    given = set() if body is None else body.model_fields_set - {"on_behalf_of"}
+    # A field sent as null is a field not sent (generated clients send defaults).
+    given = set()
+    if body is not None:
+        given = {
+            f
+            for f in body.model_fields_set - {"on_behalf_of"}
+            if getattr(body, f) is not None
+        }
     if extra := sorted(given - takes):
         raise InvalidInput(
             [FieldError(f, f"{name.value} does not take this field") for f in extra]

@@ -70,7 +70,6 @@ def clinics_in_scope(principal: Principal, clinic_id: str | None) -> list[str] |
     "",
     response_model=ls.CaseList,
     responses=LIST_ERRORS,
-    operation_id="listCases",
 )
 def list_cases(
     principal: Reader,
