@@ -11,7 +11,7 @@ R4_READY := $(R4_VENV)/.ready
 FHIR_SERVER := tests/fhir_server
 FHIR_SERVER_READY := $(FHIR_SERVER)/node_modules/.ready
 
-.PHONY: run demo test lint format diagram clean
+.PHONY: run demo test lint format diagram lock clean
 
 $(READY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ lint: $(READY)
 format: $(READY)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The Docker image installs exactly these pins (with their hashes); run after a
+# change to the dependencies in pyproject.toml and commit the result.
+lock: $(READY)
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+		--generate-hashes --no-header --quiet -o requirements.lock
 
 diagram: $(READY)
 	$(BIN)/ipt-workflow diagram > docs/phases.md

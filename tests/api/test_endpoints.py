@@ -559,7 +559,7 @@ class TestHistory:
 
         assert answer.status_code == 200, answer.text
         page = answer.json()
-        assert set(page) == {"items", "next_after_version"}
+        assert set(page) == {"items", "next_after_version"}  # no next_after: last
         assert page["next_after_version"] is None
         opened, reassigned = page["items"]
         for item in (opened, reassigned):
@@ -601,6 +601,9 @@ class TestHistory:
             [5, 6],
         ]
         assert [p["next_after_version"] for p in pages] == [2, 4, None]
+        assert [p.get("next_after") for p in pages] == [2, 4, None]
+        by_after = api.get(f"/cases/{case_id}/history", limit=2, after=2).json()
+        assert by_after["items"] == pages[1]["items"]
 
     def test_a_page_past_the_last_event_is_empty(self, sqlite_api: Api) -> None:
         case_id = new_case(sqlite_api)
@@ -620,6 +623,7 @@ class TestHistory:
         page = answer.json()
         assert len(page["items"]) == 100
         assert page["next_after_version"] == 100
+        assert page["next_after"] == 100
 
     def test_an_auditor_of_the_clinic_reads_the_history(self, sqlite_api: Api) -> None:
         case_id = new_case(sqlite_api)

@@ -488,7 +488,14 @@ class HistoryItem(BaseModel):
 
 class HistoryPage(BaseModel):
     items: list[HistoryItem]
-    next_after_version: int | None
+    next_after: int | None = Field(
+        default=None,
+        description="Pass as `after` for the next page; absent on the last page",
+    )
+    next_after_version: int | None = Field(
+        deprecated=True,
+        description="The old name of `next_after` (null on the last page)",
+    )
 
 
 class Problem(BaseModel):

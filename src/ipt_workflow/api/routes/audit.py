@@ -164,7 +164,7 @@ def access(
     actor: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Who read which case of the caller's clinics, when, through which route."""
     if svc.access is None:
         raise RuntimeError("no access log is configured")
@@ -173,9 +173,9 @@ def access(
         case_id=case_id,
         actor=actor,
         after=after,
-        limit=limit,
+        limit=limit + 1,
     )
-    return {
+    page: dict[str, Any] = {
         "items": [
             {
                 "id": e.id,
@@ -185,7 +185,9 @@ def access(
                 "case_id": str(e.case_id),
                 "route": e.route,
             }
-            for e in found
-        ],
-        "next_after": found[-1].id if found else after,
+            for e in found[:limit]
+        ]
     }
+    if len(found) > limit:  # absent on the last page, as on every list (D75)
+        page["next_after"] = found[limit - 1].id
+    return JSONResponse(page)

@@ -114,20 +114,26 @@ def history(
     svc: ServicesDep,
     _: ReadYourWrites,
     reads: CaseReadsDep,
-    after_version: Annotated[int, Query(ge=0, le=2**53)] = 0,
+    after: Annotated[int | None, Query(ge=0, le=2**53)] = None,
+    after_version: Annotated[
+        int | None,
+        Query(ge=0, le=2**53, deprecated=True, description="the old name of `after`"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The case's events in version order, a page at a time."""
     reads.record(svc.cases.get_case(case_id, clinics=principal.clinics))
-    events = svc.cases.case_events(
-        case_id, after_version=after_version, limit=limit + 1
-    )
+    start = after if after is not None else (after_version or 0)
+    events = svc.cases.case_events(case_id, after_version=start, limit=limit + 1)
     page = events[:limit]
     more = len(events) > limit
-    return {
+    body: dict[str, Any] = {
         "items": [history_item(e) for e in page],
         "next_after_version": page[-1].originator_version if more else None,
     }
+    if more:
+        body["next_after"] = page[-1].originator_version
+    return JSONResponse(body)
 
 
 @router.post(

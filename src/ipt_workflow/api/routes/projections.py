@@ -89,7 +89,17 @@ def caseload(
         phase=[] if phase is None else [phase],
         protocol=protocols,
     )
-    return {"items": items, "next_after": next_after, "position": position}
+    return _paged(items, next_after, position)
+
+
+def _paged(
+    items: list[dict[str, Any]], next_after: str | None, position: int
+) -> dict[str, Any]:
+    """A page; `next_after` is absent on the last one, as on every list (D75)."""
+    page: dict[str, Any] = {"items": items, "position": position}
+    if next_after is not None:
+        page["next_after"] = next_after
+    return page
 
 
 @router.get("/phase_board", responses=ERRORS)
@@ -174,7 +184,7 @@ def fidelity(
     models = _read_models(svc)
     position = _caught_up(models, "fidelity", min_position)
     items, next_after = _page(models.views["fidelity"], principal.clinics, limit, after)
-    return {"items": items, "next_after": next_after, "position": position}
+    return _paged(items, next_after, position)
 
 
 @router.get("/status", responses=ERRORS)
