@@ -15,10 +15,10 @@ PIN = re.compile(r"^([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
 def pins() -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for line in (ROOT / "requirements.lock").read_text().splitlines():
         if match := PIN.match(line):
-            found[canonicalize_name(match.group(1))] = match.group(2)
+            found[str(canonicalize_name(match.group(1)))] = str(match.group(2))
     return found
 
 
