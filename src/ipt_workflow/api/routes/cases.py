@@ -86,6 +86,7 @@ def open_case(body: s.CaseCreate, runner: Runner) -> JSONResponse:
     response_model=s.CaseView,
     responses={
         304: {"description": "The case is still at the version held"},
+        **responses(400),
         **READ_ERRORS,
     },
 )

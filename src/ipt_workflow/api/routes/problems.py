@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from ipt_workflow.api.errors import TITLES, ApiError
+from ipt_workflow.api.errors import TITLES, ApiError, responses
 
 router = APIRouter(prefix="/problems", tags=["problems"])
 
@@ -141,7 +141,7 @@ def list_problems() -> HTMLResponse:
 @router.get(
     "/{code}",
     response_class=HTMLResponse,
-    responses=HTML,
+    responses={**HTML, **responses(404)},
     openapi_extra={"security": []},
 )
 def problem_page(code: str) -> HTMLResponse:
