@@ -271,3 +271,21 @@ def _references(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for inner in value:
             yield from _references(inner)
+
+
+def test_an_export_folder_that_cannot_be_written_is_503_not_500(
+    database_url: str, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    settings = Settings(
+        database_url=database_url,
+        run_projections=True,
+        rate_limit_per_second=0,
+        export_dir=str(blocked / "exports"),
+    )
+    for api in make_api(settings):
+        answer = kick_off(api)
+
+        assert answer.status_code == 503
+        assert answer.json()["code"] == "unavailable"

@@ -150,6 +150,14 @@ def export(
             "As many exports run as the server allows; try again later.",
             headers={"Retry-After": "30"},
         ) from None
+    except OSError:
+        # The export folder is missing or not writable: an operations problem.
+        raise ApiError(
+            503,
+            "unavailable",
+            "Exports cannot be written here now (IPT_EXPORT_DIR).",
+            headers={"Retry-After": "60"},
+        ) from None
     location = str(request.url_for("export_status", job_id=job.id))
     return Response(status_code=202, headers={"Content-Location": location})
 
