@@ -207,5 +207,8 @@ class ExportJobs:
         now = time.time()
         for folder in self.directory.iterdir():
             job = self._load(folder.name) if folder.is_dir() else None
-            if job is not None and now - job.created > self.keep_seconds:
+            alive = (
+                job is not None and job.running and now - job.heartbeat < STALE_SECONDS
+            )
+            if job is not None and not alive and now - job.created > self.keep_seconds:
                 shutil.rmtree(folder, ignore_errors=True)
