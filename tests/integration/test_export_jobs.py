@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ipt_workflow.storage.exports import ExportBusyError, ExportJobs, JobWriter
+
+
+def waiting(release: threading.Event) -> Callable[[JobWriter], None]:
+    def produce(_writer: JobWriter) -> None:
+        release.wait(10)
+
+    return produce
 
 
 def finished(jobs: ExportJobs, job_id: str, owner: str = "key-1") -> str:
@@ -48,7 +56,7 @@ def test_a_job_started_by_one_process_is_read_by_another_with_its_files(
 def test_a_running_job_whose_heartbeat_stopped_reads_as_failed(tmp_path: Path) -> None:
     jobs = ExportJobs(tmp_path)
     release = threading.Event()
-    job = jobs.start("key-1", "/", "t", lambda _writer: release.wait(10) and None)
+    job = jobs.start("key-1", "/", "t", waiting(release))
     stale = jobs.get(job.id, "key-1")
     assert stale is not None
     stale.heartbeat -= 3600
@@ -78,7 +86,7 @@ def test_a_producer_that_raises_fails_its_job_and_only_its_job(tmp_path: Path) -
 def test_no_more_jobs_run_than_allowed_and_old_ones_are_deleted(tmp_path: Path) -> None:
     jobs = ExportJobs(tmp_path, max_running=1, keep_seconds=0.05)
     release = threading.Event()
-    first = jobs.start("key-1", "/", "t", lambda _writer: release.wait(10) and None)
+    first = jobs.start("key-1", "/", "t", waiting(release))
 
     with pytest.raises(ExportBusyError):
         jobs.start("key-1", "/", "t", lambda _writer: None)
