@@ -488,7 +488,7 @@ WRONG_METHODS = [
     ("DELETE", "/cases/{case_id}"),
     ("PUT", "/cases/{case_id}"),
     ("PATCH", "/cases/{case_id}/focus"),
-    ("GET", "/cases"),
+    ("PUT", "/cases"),  # GET /cases lists cases (issue 14)
     ("GET", "/cases/{case_id}/focus"),
     ("DELETE", "/cases/{case_id}/transitions/withdraw"),
     ("POST", "/healthz"),

@@ -51,6 +51,9 @@ class TestOpenApiDocument:
 
         for method, path, op in _operations(doc):
             documented = set(op["responses"])
+            if (method, path) == ("get", "/cases"):  # a list: no case to be missing
+                assert {"401", "403", "422"} <= documented
+                continue
             assert {"401", "403", "404", "422"} <= documented, f"{method} {path}"
             problem = op["responses"]["404"]["content"]["application/problem+json"]
             assert problem["schema"]["$ref"] == "#/components/schemas/Problem"

@@ -87,6 +87,18 @@ MATRIX = (
     Row("conclude", "POST", "/cases/{id}/transitions/conclude", COMMAND),
     Row("close", "POST", "/cases/{id}/transitions/close", COMMAND),
     Row("withdraw", "POST", "/cases/{id}/transitions/withdraw", COMMAND),
+    Row(
+        "accept_follow_up",
+        "POST",
+        "/cases/{id}/transitions/accept_follow_up",
+        COMMAND,
+    ),
+    Row(
+        "decline_follow_up",
+        "POST",
+        "/cases/{id}/transitions/decline_follow_up",
+        COMMAND,
+    ),
     Row("follow-up-offer", "POST", "/cases/{id}/follow-up/offer", COMMAND),
     Row("follow-up-decision", "POST", "/cases/{id}/follow-up/decision", COMMAND),
 )

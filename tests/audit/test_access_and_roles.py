@@ -182,9 +182,9 @@ class TestAccessLog:
         pages, after = [], 0
         while True:
             page = access(api, after=after, limit=3)
-            if not page["items"]:
-                break
             pages.append(page["items"])
+            if "next_after" not in page:  # the last page
+                break
             after = page["next_after"]
 
         assert len(by_case) == 8
@@ -203,7 +203,7 @@ class TestAccessLog:
 
         theirs = access(api, "other_auditor")
 
-        assert theirs == {"items": [], "next_after": 0}
+        assert theirs == {"items": []}
 
 
 def access_rows(api: Api) -> list[tuple[Any, ...]]:

@@ -277,6 +277,7 @@ class TestStatus:
             "outcomes",
             "alerts",
             "fidelity",
+            "case_list",
         ]
         for item in items:
             assert item["head"] >= position

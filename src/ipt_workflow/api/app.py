@@ -9,16 +9,28 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ipt_workflow.api import errors
-from ipt_workflow.api.routes import audit, cases, health, projections, subscriptions
+from ipt_workflow import __version__
+from ipt_workflow.api import errors, openapi
+from ipt_workflow.api.ratelimit_headers import RateLimitHeaders
+from ipt_workflow.api.routes import (
+    audit,
+    bulk,
+    cases,
+    health,
+    lookup,
+    problems,
+    projections,
+    subscriptions,
+)
 from ipt_workflow.composition.bootstrap import (
     DEV_FLAG,
     SERVE_PID,
@@ -76,26 +88,34 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 built.close()
             lifecycle.info("api_stopped")
 
-    app = FastAPI(
+    # The interactive docs (/docs, /redoc) load their scripts from a pinned package,
+    # never from a CDN, so they work offline and behind a strict firewall.
+    app = FastAPIOffline(
         title="ipt-workflow",
-        version="1.0.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        static_url="/docs-assets",
+        generate_unique_id_function=openapi.operation_id,
     )
     errors.install(app)
+    app.include_router(lookup.router)
     app.include_router(cases.router)
     app.include_router(projections.router)
     app.include_router(audit.cases_router)
     app.include_router(audit.router)
     app.include_router(subscriptions.router)
     app.include_router(subscriptions.status_router)
+    app.include_router(bulk.router)
     app.include_router(health.router)
+    app.include_router(problems.router)
     app.add_middleware(JsonShape)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyLimit)
     app.add_middleware(
         RequestContext, pools=lambda: health.service_pools(app.state.services)
     )
-    _add_problem_schema(app)
+    openapi.install(app, _problem_and_security)
     return app
 
 
@@ -254,24 +274,18 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, *, bad: bool) -
     await response(scope, receive, send)
 
 
-def _add_problem_schema(app: FastAPI) -> None:
+def _problem_and_security(schema: dict[str, Any]) -> None:
     from ipt_workflow.api.schemas import Problem
 
-    original: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["Problem"] = Problem.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        schema["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    schema["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token of `ipt-workflow keys add` (shown once)",
         }
-        schema["security"] = [{"bearer": []}]
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    }
+    schema["security"] = [{"bearer": []}]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ipt_workflow import __version__
 from ipt_workflow.cli import audit as audit_cli
 from ipt_workflow.cli import webhooks as webhooks_cli
 
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipt-workflow", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="drive a demo course of every protocol")
     commands.add_parser("diagram", help="print docs/phases.md from the phase machine")
@@ -270,6 +276,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Several workers share their metrics through files (D32); the folder must
     # start empty, and every worker process inherits where it is.
     made_here = None
+    limits = None
     if args.workers > 1:
         # Each worker exits when this process is gone, however it went (D45).
         os.environ[SERVE_PID] = str(os.getpid())
@@ -278,6 +285,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
         os.environ[metrics.MULTIPROC_DIR] = folder
         made_here = folder if made else None
+        if settings.rate_limit_state is None:
+            # The workers share one token bucket per API key through this file.
+            limits = Path(tempfile.mkdtemp(prefix="ipt-ratelimit-")) / "buckets.db"
+            os.environ["IPT_RATE_LIMIT_STATE"] = str(limits)
     try:
         uvicorn.run(
             "ipt_workflow.api.app:app_from_environment",
@@ -297,6 +308,8 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if made_here is not None:
             metrics.remove_multiprocess_dir(made_here)
+        if limits is not None:
+            shutil.rmtree(limits.parent, ignore_errors=True)
     return 0
 
 

@@ -23,6 +23,7 @@ from ipt_workflow.composition.builders import (
     build_access_log,
     build_application,
     build_checkpointer,
+    build_exports,
     build_key_store,
 )
 from ipt_workflow.composition.readmodels import ReadModels, supervised_projections
@@ -33,9 +34,10 @@ from ipt_workflow.composition.webhooks import (
     build_webhooks,
 )
 from ipt_workflow.ops.logging import CommandLog
-from ipt_workflow.ops.ratelimit import RateLimiter
+from ipt_workflow.ops.ratelimit import FailureLimiter, RateLimiter
 from ipt_workflow.ops.supervisor import ProjectionSupervisor
 from ipt_workflow.storage.access_log import AccessLog
+from ipt_workflow.storage.exports import ExportJobs
 from ipt_workflow.storage.keys import (
     DEV_KEYS,
     TOKEN_FORMAT,
@@ -63,10 +65,10 @@ class Services:
     read_models: ReadModels | None = None
     access: AccessLog | None = None
     """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
-    auth_failures: RateLimiter = field(
-        default_factory=lambda: RateLimiter(0, 0, "this client address")
-    )
+    auth_failures: FailureLimiter = field(default_factory=lambda: FailureLimiter(0, 0))
     """Failed authentications per client address (per_second 0: no limit)."""
+    exports: ExportJobs | None = None
+    """FHIR bulk export jobs (None: exports are not offered)."""
     webhooks: Webhooks | None = None
     """Webhook subscriptions (None: the subscription routes answer 503)."""
     _cache: TTLCache[str, ApiKey | None] | None = field(init=False, default=None)
@@ -142,6 +144,7 @@ def bootstrap(
     observer: CommandObserver | None = None,
     webhooks: Webhooks | None = None,
     resolver: Resolver | None = None,
+    exports: ExportJobs | None = None,
 ) -> Services:
     """Every service the API needs, built from the settings unless given.
 
@@ -154,15 +157,19 @@ def bootstrap(
         cases=cases,
         keys=keys or build_key_store(settings),
         limiter=limiter
-        or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        or RateLimiter(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.rate_limit_state,
+        ),
         read_models=read_models or ReadModels(settings, cases),
         access=access or build_access_log(settings),
-        auth_failures=RateLimiter(
+        auth_failures=FailureLimiter(
             settings.auth_failures_per_minute / 60,
             settings.auth_failures_burst,
-            "this client address",
         ),
         webhooks=webhooks or build_webhooks(settings, cases, resolver=resolver),
+        exports=exports or build_exports(settings),
     )
 
 

@@ -19,6 +19,7 @@ from ipt_workflow.storage.access_log import (
 )
 from ipt_workflow.storage.audit import parse_checkpoint_keys
 from ipt_workflow.storage.connections import private_file
+from ipt_workflow.storage.exports import ExportJobs
 from ipt_workflow.storage.keys import KeyStore, PostgresKeyStore, SQLiteKeyStore
 
 
@@ -68,3 +69,8 @@ def build_checkpointer(
         every_events=settings.checkpoint_every_events,
         every_seconds=settings.checkpoint_every_minutes * 60 or math.inf,
     )
+
+
+def build_exports(settings: Settings) -> ExportJobs:
+    """The FHIR bulk export jobs, in the folder every worker shares."""
+    return ExportJobs(Path(settings.export_dir))

@@ -41,10 +41,11 @@ class Settings(WebhookSettings, BaseSettings):
     run_projections: bool = False
     """Run the projection runners inside the API process (one worker only)."""
 
-    rate_limit_per_second: float = 20.0
-    """Sustained requests per second per token (0: no limit)."""
+    rate_limit_per_second: float = 50.0
+    """Sustained requests per second per token (0: no limit); shared by the workers
+    of one server (D7x)."""
 
-    rate_limit_burst: float = 100.0
+    rate_limit_burst: float = 500.0
     """Requests a token may send at once before the sustained rate applies."""
 
     auth_failures_per_minute: float = Field(default=30.0, ge=0)
@@ -60,6 +61,9 @@ class Settings(WebhookSettings, BaseSettings):
     create_tables: bool = True
     """Create missing tables when a process starts. `serve` creates them once and
     turns this off for its workers; off, a process needs no DDL rights (D90)."""
+    rate_limit_state: str | None = None
+    """The SQLite file the workers of one server share their buckets through; `serve`
+    sets it for several workers (unset: each process counts alone)."""
 
     postgres_pool_size: int = 5
     postgres_max_overflow: int = 10
@@ -95,6 +99,9 @@ class Settings(WebhookSettings, BaseSettings):
     worker_healthcheck_seconds: int = Field(default=30, ge=5)
     """How long a worker of `serve --workers N` may miss its parent's ping before
     the parent kills and replaces it."""
+    export_dir: str = "./var/exports"
+    """Where FHIR bulk exports keep their files for an hour; every worker (and, with
+    several replicas, every replica) must see the same folder."""
 
     @field_validator("log_format", "log_level", mode="before")
     @classmethod

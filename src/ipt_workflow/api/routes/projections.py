@@ -131,7 +131,17 @@ def caseload(
         phase=[] if phase is None else [phase],
         protocol=protocols,
     )
-    return {"items": items, "next_after": next_after, "position": position}
+    return _paged(items, next_after, position)
+
+
+def _paged(
+    items: list[dict[str, Any]], next_after: str | None, position: int
+) -> dict[str, Any]:
+    """A page; `next_after` is absent on the last one, as on every list (D75)."""
+    page: dict[str, Any] = {"items": items, "position": position}
+    if next_after is not None:
+        page["next_after"] = next_after
+    return page
 
 
 @router.get("/phase_board", responses=ERRORS)
@@ -258,7 +268,7 @@ def fidelity(
     """Per case: how closely the course followed the protocol."""
     models = _read_models(svc)
     items, next_after = _page(models.views["fidelity"], principal.clinics, limit, after)
-    return {"items": items, "next_after": next_after, "position": position}
+    return _paged(items, next_after, position)
 
 
 @router.get("/status", responses=ERRORS)
