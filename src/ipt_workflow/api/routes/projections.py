@@ -162,7 +162,7 @@ def phase_board(
     page, next_after = _keyed_page(
         items, lambda i: [i["clinic_id"], i["protocol"], i["phase"]], after, limit
     )
-    return {"items": page, "next_after": next_after, "position": position}
+    return _paged(page, next_after, position)
 
 
 @router.get("/outcomes", responses=ERRORS)
@@ -192,7 +192,7 @@ def outcomes(
     page, next_after = _keyed_page(
         items, lambda i: [i["clinic_id"], i["protocol"], i["focus_area"]], after, limit
     )
-    return {"items": page, "next_after": next_after, "position": position}
+    return _paged(page, next_after, position)
 
 
 @router.get("/alerts", responses=ERRORS)
@@ -213,7 +213,7 @@ def alerts(
 
     A page reads at most ALERT_SCAN_ROWS cases: when they hold fewer alerts than
     `limit`, `next_after` is the last case read, so a quiet clinic is paged through
-    in bounded steps; it is null only at the end.
+    in bounded steps; it is absent only at the end (D75).
     """
     if clinician_id is not None and principal.role == "ops":
         # Ops never see which clinician holds a case, so they may not select by it.
@@ -249,12 +249,7 @@ def alerts(
         next_after: str | None = items[-1]["case_id"]
     else:
         next_after = cursor if more else None
-    return {
-        "items": items,
-        "next_after": next_after,
-        "as_of": today.isoformat(),
-        "position": position,
-    }
+    return {**_paged(items, next_after, position), "as_of": today.isoformat()}
 
 
 @router.get("/fidelity", responses=ERRORS)
