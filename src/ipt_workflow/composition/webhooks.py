@@ -18,6 +18,7 @@ from ipt_workflow.composition.settings import (
 from ipt_workflow.composition.webhook_settings import retry_schedule
 from ipt_workflow.ops.webhooks import WebhookLog
 from ipt_workflow.storage.cipher import KeyRingCipher
+from ipt_workflow.storage.connections import private_file
 from ipt_workflow.storage.webhooks import (
     DispatchLock,
     FileDispatchLock,
@@ -50,6 +51,7 @@ def build_webhook_store(settings: Settings, *, connections: int = 4) -> WebhookS
     """Subscriptions and the delivery log; secrets under the cipher key if set."""
     ensure_sqlite_directory(settings)
     if settings.backend == "sqlite":
+        private_file(webhooks_path(settings))  # URLs and secrets: the owner's only
         return SQLiteWebhookStore(webhooks_path(settings), _cipher(settings))
     return PostgresWebhookStore(
         settings.database_url,
