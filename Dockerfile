@@ -9,10 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     IPT_LOG_FORMAT=json
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# Exactly the locked versions, each checked against its hash (`make lock` writes the
+# file); then the service itself, which brings no dependency of its own.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
 COPY projections ./projections
-RUN pip install . \
+RUN pip install --no-deps . \
     && useradd --system --uid 10001 --no-create-home --home-dir /app ipt
 
 # Never root at run time; /tmp holds the metrics files of the API's workers and the

@@ -2,115 +2,132 @@
 
     .venv/bin/python -m benchmarks.rebuild --events 100000 [--database-url URL]
 
-Fills a fresh store with realistic courses (about 20 events a case), then times
-`ipt-workflow projections rebuild caseload` (batches of 1,000 events per
-transaction) and eventsourcing's ProjectionRunner (one transaction per event) on
-the same log, and prints both rates in events per second.
+Fills a store with realistic courses (20 events a case, saved in batches through
+the application), then times `ipt-workflow projections rebuild` (every read
+model, batches of 1,000 events per transaction) and eventsourcing's
+ProjectionRunner (one transaction per event, every read model at once, as
+`projections run` does) on the same log, in events of the log per second.
+`make bench` runs the same through `benchmarks.run`.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import os
+import re
 import tempfile
 import time
-from datetime import date, timedelta
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.projection import ProjectionRunner
 
+from benchmarks import direct, procs
 from ipt_workflow.application.cases import CaseApplication
 from ipt_workflow.composition import readmodels
-from ipt_workflow.composition.builders import build_application
 from ipt_workflow.composition.settings import Settings
-from ipt_workflow.domain.case import TherapyCase
-from ipt_workflow.domain.codes import Phase
-from ipt_workflow.domain.commands import CommandContext
-from ipt_workflow.domain.courses import Course
-from projections.caseload import (
-    CaseloadProjection,
-    PostgresCaseloadView,
-    SQLiteCaseloadView,
-)
+from projections.catalog import CATALOG
 
-TODAY = date(2026, 11, 25)
+RUNNER_SUFFIX = "_runbench"
+_LINE = re.compile(r"^(\w+): (\d+) events in ([\d.]+) s", re.MULTILINE)
 
 
-def ctx() -> CommandContext:
-    return CommandContext(recorded_by="bench", today=TODAY)
+@dataclass(frozen=True)
+class Rebuilt:
+    """`projections rebuild` of every read model, as the operator runs it."""
+
+    events: int
+    seconds: float
+    wall_seconds: float
+    per_model: dict[str, float]
+    """Events per second of each read model's own rebuild."""
+
+    @property
+    def rate(self) -> float:
+        """Events of the log per second of rebuilding every read model."""
+        return self.events / self.seconds if self.seconds else 0.0
 
 
-def _course(rng: random.Random, n: int) -> TherapyCase:
-    """An adult's case brought to the end phase by the sample course's commands,
-    with weekly sessions from 200 days ago."""
-    plan = Course(
-        area=rng.choice(["role_transition", "interpersonal_deficits"]),
-        baseline=rng.randint(12, 24),
-        contract=16,
-        age=30 + n % 40,
-        today=TODAY,
-        weekly_from=TODAY - timedelta(days=200),
-    )
-    opening = plan.opening(f"clinic-{n % 7}", f"B-{n}", f"t-{n % 11}")
-    case = TherapyCase.open(ctx(), opening)
-    for command in plan.commands(Phase.end):
-        case.handle(ctx(), command)
-    return case
-
-
-def fill(app: CaseApplication, events: int) -> int:
-    rng = random.Random(1)
-    written, n = 0, 0
-    while written < events:
-        case = _course(rng, n)
-        written += len(case.pending_events)
-        app.save(case)
-        n += 1
-    return written
-
-
-def runner_rate(settings: Settings, head: int) -> float:
-    class Bench(CaseloadProjection):
-        name = "caseload_bench"
-
-    view: Any = (
-        SQLiteCaseloadView if settings.backend == "sqlite" else PostgresCaseloadView
-    )
-    env = readmodels.projection_env(settings, "caseload_bench")
+def rebuild_all(env: dict[str, str]) -> Rebuilt:
     started = time.perf_counter()
-    with ProjectionRunner(
-        application_class=CaseApplication,
-        projection_class=Bench,
-        view_class=view,
-        env=env,
-    ) as runner:
-        runner.wait(head, timeout=3600)
-    return head / (time.perf_counter() - started)
+    done = procs.cli(["projections", "rebuild"], env)
+    wall = time.perf_counter() - started
+    found = _LINE.findall(done.stdout)
+    events = max((int(n) for _, n, _ in found), default=0)
+    seconds = sum(float(s) for _, _, s in found) or wall
+    per_model = {
+        name: round(int(n) / float(s)) if float(s) else 0.0 for name, n, s in found
+    }
+    return Rebuilt(events, seconds, wall, per_model)
+
+
+def runner_rate(settings: Settings, seconds: float) -> tuple[float, int]:
+    """Events per second of the library's runners, all read models at once.
+
+    They start from position 0 into fresh views and run for `seconds` (a million
+    events at one transaction each would take the better part of an hour); the
+    rate is the slowest runner's position over the time.
+    """
+    names = [name + RUNNER_SUFFIX for name in CATALOG]
+    env = readmodels.projection_env(settings, *names)
+    runners: list[ProjectionRunner[Any, Any]] = []
+    views: list[Any] = []
+    started = time.perf_counter()
+    try:
+        for entry in CATALOG.values():
+            projection = type(
+                entry.projection.__name__ + "Bench",
+                (entry.projection,),
+                {"name": entry.name + RUNNER_SUFFIX},
+            )
+            view = (
+                entry.sqlite_view
+                if settings.backend == "sqlite"
+                else entry.postgres_view
+            )
+            runner: ProjectionRunner[Any, Any] = ProjectionRunner(
+                application_class=CaseApplication,
+                projection_class=projection,
+                view_class=view,
+                env=env,
+            )
+            runners.append(runner.__enter__())
+            views.append(runner.view)
+        time.sleep(seconds)
+        elapsed = time.perf_counter() - started
+        reached = min(v.max_tracking_id(CaseApplication.name) or 0 for v in views)
+    finally:
+        for runner in runners:
+            runner.__exit__(None, None, None)
+    return reached / elapsed, reached
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--database-url")
+    parser.add_argument("--runner-seconds", type=float, default=20)
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    env = {**os.environ, "IPT_DATABASE_URL": url}
     settings = Settings(database_url=url)
-    app = build_application(settings)
     started = time.perf_counter()
-    written = fill(app, args.events)
-    fill_seconds = time.perf_counter() - started
-    head_id = app.recorder.max_notification_id() or 0
-    app.close()
+    written = direct.fill(url, args.events)
     print(
-        f"store: {settings.backend}, {written} events written in {fill_seconds:.1f} s"
+        f"store: {settings.backend}, {written} events written in "
+        f"{time.perf_counter() - started:.1f} s"
     )
-    report = readmodels.rebuild(settings, "caseload")
+    report = rebuild_all(env)
     print(
-        f"rebuild (batches of {readmodels.REBUILD_BATCH}): {report.events} events, "
-        f"{report.seconds:.1f} s, {report.rate:,.0f} events/s"
+        f"rebuild of {len(report.per_model)} read models: {report.events} events, "
+        f"{report.seconds:.1f} s, {report.rate:,.0f} events/s "
+        f"(each: {report.per_model})"
     )
-    rate = runner_rate(settings, head_id)
-    print(f"library ProjectionRunner (one transaction per event): {rate:,.0f} events/s")
+    rate, reached = runner_rate(settings, args.runner_seconds)
+    print(
+        f"library ProjectionRunner (one transaction per event): {rate:,.0f} events/s "
+        f"({reached} events in {args.runner_seconds:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

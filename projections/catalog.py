@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 from projections.alerts import AlertsProjection, PostgresAlertsView, SQLiteAlertsView
 from projections.base import ReadModelProjection
+from projections.case_list import (
+    CaseListProjection,
+    PostgresCaseListView,
+    SQLiteCaseListView,
+)
 from projections.caseload import (
     CaseloadProjection,
     PostgresCaseloadView,
@@ -48,5 +53,6 @@ CATALOG: dict[str, Entry] = {
         Entry(OutcomesProjection, SQLiteOutcomesView, PostgresOutcomesView),
         Entry(AlertsProjection, SQLiteAlertsView, PostgresAlertsView),
         Entry(FidelityProjection, SQLiteFidelityView, PostgresFidelityView),
+        Entry(CaseListProjection, SQLiteCaseListView, PostgresCaseListView),
     )
 }

@@ -7,6 +7,7 @@ no inventory, no notes.
 
 from __future__ import annotations
 
+from datetime import UTC
 from functools import singledispatch
 from typing import Any
 
@@ -25,6 +26,9 @@ def new_facts(event: events.CaseOpened) -> Facts:
         "protocol": event.protocol,
         "phase": event.phase,
         "opened_on": event.timestamp.date().isoformat(),
+        "opened_at": moment(event),
+        "updated_at": moment(event),
+        "ended_at": None,
         "version": event.originator_version,
         "contract_sessions": None,
         "frequency": None,
@@ -58,13 +62,24 @@ ADDED: Facts = {
 stored by the first release are read with these filled in."""
 
 
+def moment(event: events.CaseEvent) -> str:
+    """When the event was recorded, RFC 3339 in UTC with microseconds: one fixed
+    width, so that the text sorts as the time does."""
+    return event.timestamp.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def evolve(facts: Facts | None, event: events.CaseEvent) -> Facts | None:
     """The facts after one event; a case's first event creates them."""
     if isinstance(event, events.CaseOpened):
         return new_facts(event)
     if facts is None:
         return None
-    facts = {**ADDED, **facts, "version": event.originator_version}
+    facts = {
+        **ADDED,
+        **facts,
+        "version": event.originator_version,
+        "updated_at": moment(event),
+    }
     _apply(event, facts)
     return facts
 
@@ -187,6 +202,7 @@ def _(event: events.FollowUpAccepted, facts: Facts) -> None:
 def _(event: events.CaseClosed, facts: Facts) -> None:
     facts["phase"] = event.phase
     facts["offer_open"] = None
+    facts["ended_at"] = moment(event)
 
 
 @_apply.register
@@ -194,6 +210,7 @@ def _(event: events.CaseWithdrawn, facts: Facts) -> None:
     facts["phase"] = event.phase
     facts["offer_open"] = None
     facts["withdrawn"] = True
+    facts["ended_at"] = moment(event)
 
 
 @_apply.register

@@ -339,6 +339,14 @@ COMMANDS: dict[str, Command] = {
     ),
     "close": Command("transitions/close", None, concluded_in_remission),
     "withdraw": Command("transitions/withdraw", {"reason": "moved"}),
+    "accept_follow_up": Command(
+        "transitions/accept_follow_up",
+        {"sessions": 6, "frequency": "monthly"},
+        concluded_with_continuation,
+    ),
+    "decline_follow_up": Command(
+        "transitions/decline_follow_up", None, concluded_with_continuation
+    ),
     "follow-up-offer": Command(
         "follow-up/offer", {"kind": "maintenance"}, concluded_in_remission
     ),
@@ -566,7 +574,7 @@ class TestHistory:
 
         assert answer.status_code == 200, answer.text
         page = answer.json()
-        assert set(page) == {"items", "next_after_version"}
+        assert set(page) == {"items", "next_after_version"}  # no next_after: last
         assert page["next_after_version"] is None
         opened, reassigned = page["items"]
         for item in (opened, reassigned):
@@ -608,6 +616,9 @@ class TestHistory:
             [5, 6],
         ]
         assert [p["next_after_version"] for p in pages] == [2, 4, None]
+        assert [p.get("next_after") for p in pages] == [2, 4, None]
+        by_after = api.get(f"/cases/{case_id}/history", limit=2, after=2).json()
+        assert by_after["items"] == pages[1]["items"]
 
     def test_a_page_past_the_last_event_is_empty(self, sqlite_api: Api) -> None:
         case_id = new_case(sqlite_api)
@@ -627,6 +638,7 @@ class TestHistory:
         page = answer.json()
         assert len(page["items"]) == 100
         assert page["next_after_version"] == 100
+        assert page["next_after"] == 100
 
     def test_an_auditor_of_the_clinic_reads_the_history(self, sqlite_api: Api) -> None:
         case_id = new_case(sqlite_api)
@@ -1711,17 +1723,6 @@ class TestTransitionRoute:
         answer: Response = sqlite_api.post(f"/cases/{case_id}/transitions/{name}", body)
 
         assert bad_fields(answer) == fields
-
-    def test_accepting_follow_up_is_not_a_transition_route(
-        self, sqlite_api: Api
-    ) -> None:
-        case_id = new_case(sqlite_api)
-
-        answer: Response = sqlite_api.post(
-            f"/cases/{case_id}/transitions/accept_follow_up"
-        )
-
-        assert_problem(answer, 404, "not_found")
 
 
 # --- POST /cases/{id}/follow-up/offer ----------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from fastapi.routing import APIRoute
 from httpx import Response
 
-from ipt_workflow.api.routes import cases
+from ipt_workflow.api.routes import cases, subscriptions
 from tests.api.test_endpoints import (
     COMMANDS,
     OPENING,
@@ -35,9 +35,10 @@ CALLERS = (
     "auditor",
     "ops",
     "other_clinician",
+    "admin",
 )
-"""Columns of the matrix; `clinician` and `auditor` are of clinic-a, where the
-cases are; `other_clinician` is of clinic-b; `ops` covers every clinic."""
+"""Columns of the matrix; `clinician`, `auditor` and `admin` are of clinic-a, where
+the cases are; `other_clinician` is of clinic-b; `ops` covers every clinic."""
 
 CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
@@ -47,7 +48,7 @@ class Row:
     name: str
     method: str
     path: str
-    answers: tuple[int, int, int, int, int, int]
+    answers: tuple[int, int, int, int, int, int, int]
     """The status each of CALLERS gets, in order."""
 
     @property
@@ -56,14 +57,14 @@ class Row:
 
 
 # The answers of a row, in the order of CALLERS:
-#          no token, unknown token, clinician, auditor, ops, other clinician
-OPEN = (401, 401, 201, 403, 403, 201)
+#          no token, unknown token, clinician, auditor, ops, other clinician, admin
+OPEN = (401, 401, 201, 403, 403, 201, 403)
 """Opening: the other clinic's clinician opens a case of its own clinic."""
-READ = (401, 401, 200, 200, 403, 404)
-"""Reads of a case: clinicians and auditors of its clinic; never ops."""
-COMMAND = (401, 401, 200, 403, 403, 404)
+READ = (401, 401, 200, 200, 403, 404, 403)
+"""Reads of a case: clinicians and auditors of its clinic; never ops or admins."""
+COMMAND = (401, 401, 200, 403, 403, 404, 403)
 """Commands: clinicians of the case's clinic only."""
-RECORD = (401, 401, 201, 403, 403, 404)
+RECORD = (401, 401, 201, 403, 403, 404, 403)
 """Commands that record a (missed) session answer 201."""
 
 MATRIX = (
@@ -87,6 +88,18 @@ MATRIX = (
     Row("conclude", "POST", "/cases/{id}/transitions/conclude", COMMAND),
     Row("close", "POST", "/cases/{id}/transitions/close", COMMAND),
     Row("withdraw", "POST", "/cases/{id}/transitions/withdraw", COMMAND),
+    Row(
+        "accept_follow_up",
+        "POST",
+        "/cases/{id}/transitions/accept_follow_up",
+        COMMAND,
+    ),
+    Row(
+        "decline_follow_up",
+        "POST",
+        "/cases/{id}/transitions/decline_follow_up",
+        COMMAND,
+    ),
     Row("follow-up-offer", "POST", "/cases/{id}/follow-up/offer", COMMAND),
     Row("follow-up-decision", "POST", "/cases/{id}/follow-up/decision", COMMAND),
 )
@@ -285,3 +298,125 @@ class TestClinics:
         answer = call(sqlite_api, to, "other_auditor")
 
         assert_refused(answer, 404)
+
+
+# --- the webhook routes (api.md, "Added in the second round") ------------------------
+
+SUBSCRIBERS = (
+    "no_token",
+    "unknown_token",
+    "clinician",
+    "auditor",
+    "ops",
+    "admin",
+    "other_admin",
+)
+"""`admin` is of clinic-a, where the subscription is; `other_admin` of clinic-b."""
+PUBLIC_URL = "https://93.184.215.14/hook"
+"""An address literal: no DNS is asked, and no dispatcher runs here to call it."""
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    name: str
+    method: str
+    path: str
+    answers: tuple[int, int, int, int, int, int, int]
+
+    def body(self) -> dict[str, Any] | None:
+        if self.name == "create":
+            return {"url": PUBLIC_URL, "event_types": ["*"]}
+        if self.name == "redeliver":
+            return {"from_position": 0}
+        return None
+
+
+ADMIN_ONLY = (401, 401, 403, 403, 403, 200, 200)
+OF_ITS_CLINIC = (401, 401, 403, 403, 403, 200, 404)
+SUBSCRIPTION_MATRIX = (
+    SubscriptionRow(
+        "create", "POST", "/subscriptions", (401, 401, 403, 403, 403, 201, 201)
+    ),
+    SubscriptionRow("list", "GET", "/subscriptions", ADMIN_ONLY),
+    SubscriptionRow("read", "GET", "/subscriptions/{id}", OF_ITS_CLINIC),
+    SubscriptionRow(
+        "deliveries", "GET", "/subscriptions/{id}/deliveries", OF_ITS_CLINIC
+    ),
+    SubscriptionRow(
+        "redeliver",
+        "POST",
+        "/subscriptions/{id}/redeliver",
+        (401, 401, 403, 403, 403, 202, 404),
+    ),
+    SubscriptionRow(
+        "delete", "DELETE", "/subscriptions/{id}", (401, 401, 403, 403, 403, 204, 404)
+    ),
+    SubscriptionRow(
+        "status", "GET", "/webhooks/status", (401, 401, 403, 403, 200, 200, 200)
+    ),
+)
+
+
+def subscription_cells() -> list[Any]:
+    return [
+        pytest.param(row, caller, status, id=f"{row.name}-{caller}")
+        for row in SUBSCRIPTION_MATRIX
+        for caller, status in zip(SUBSCRIBERS, row.answers, strict=True)
+    ]
+
+
+class TestSubscriptionMatrix:
+    def test_the_matrix_has_a_row_for_every_webhook_route(self) -> None:
+        served = {
+            (method, route.path.replace("{subscription_id}", "{id}"))
+            for router in (subscriptions.router, subscriptions.status_router)
+            for route in router.routes
+            if isinstance(route, APIRoute)
+            for method in route.methods or ()
+        }
+
+        assert {(row.method, row.path) for row in SUBSCRIPTION_MATRIX} == served
+
+    @pytest.mark.parametrize(("row", "caller", "status"), subscription_cells())
+    def test_each_caller_gets_its_answer_for_each_webhook_route(
+        self, sqlite_api: Api, row: SubscriptionRow, caller: str, status: int
+    ) -> None:
+        created = sqlite_api.post(
+            "/subscriptions", {"url": PUBLIC_URL, "event_types": ["*"]}, who="admin"
+        )
+        assert created.status_code == 201, created.text
+        sub_id = created.json()["id"]
+        targets = [sub_id] if "{id}" not in row.path else [sub_id, str(uuid.uuid4())]
+        if caller == "no_token":
+            headers = {}
+        elif caller == "unknown_token":
+            headers = {"Authorization": f"Bearer unknown-{uuid.uuid4().hex}"}
+        else:
+            headers = sqlite_api.headers(caller)
+
+        answers = [
+            sqlite_api.client.request(
+                row.method,
+                row.path.replace("{id}", target),
+                json=row.body(),
+                headers=headers,
+            )
+            for target in targets
+        ]
+
+        assert answers[0].status_code == status, answers[0].text
+        if status in CODES:
+            for answer in answers:
+                assert_refused(answer, status)
+        elif len(answers) > 1:
+            assert_refused(answers[1], 404)  # an unknown id, once the role may
+        still = sqlite_api.get(f"/subscriptions/{sub_id}", who="admin")
+        # The module shares one store, and a clinic holds at most 25 subscriptions.
+        for who in ("admin", "other_admin"):
+            for mine in sqlite_api.get("/subscriptions", who=who).json()["items"]:
+                sqlite_api.client.delete(
+                    f"/subscriptions/{mine['id']}", headers=sqlite_api.headers(who)
+                )
+        assert still.status_code == (
+            404 if row.name == "delete" and status == 204 else 200
+        )

@@ -88,14 +88,24 @@ OPERATIONS = [
     for path, methods in DOCUMENT["paths"].items()
     for method in methods
 ]
-CALLERS: tuple[Role, ...] = ("clinician", "auditor", "ops")
+CALLERS: tuple[Role, ...] = ("clinician", "auditor", "ops", "admin")
 
 TOKENS: dict[str, tuple[Role, list[str]]] = {
     "clinician": ("clinician", ["clinic-a"]),
     "other_clinician": ("clinician", ["clinic-b"]),
     "auditor": ("auditor", ["clinic-a"]),
     "ops": ("ops", ["*"]),
+    "admin": ("admin", ["clinic-a"]),
 }
+SUBSCRIPTIONS: list[str | None] = [None]
+"""Ids of subscriptions of clinic-a made before the runs; None keeps a generated id."""
+
+
+def any_name_is_public(host: str, port: int) -> list[str]:
+    """DNS for the generated webhook URLs: never asked, no address is ever called
+    (no dispatcher runs here)."""
+    return ["93.184.215.14"]
+
 
 # Known defects: each a strict xfail of the operation it breaks.
 KNOWN_REJECTION_DEFECTS: dict[str, str] = {}
@@ -153,7 +163,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         ready_max_lag_events=0,
         ready_max_lag_seconds=0,
     )
-    services = bootstrap(configured)
+    services = bootstrap(configured, resolver=any_name_is_public)
     try:
         tokens: dict[str, str] = {}
         for name, (role, clinics) in TOKENS.items():
@@ -162,6 +172,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             tokens[name] = token
         app = create_app(configured, services=services)
         with TestClient(app, raise_server_exceptions=False) as client:
+            created = client.post(
+                "/subscriptions",
+                json={"url": "https://hooks.example.org/in", "event_types": ["*"]},
+                headers={"Authorization": f"Bearer {tokens['admin']}"},
+            )
+            assert created.status_code == 201, created.text
+            SUBSCRIPTIONS.append(created.json()["id"])
             # Schemathesis types an ASGI app with dicts where Starlette has mappings.
             session = get_client(cast(Any, app))
             yield Served(app, Api(client, tokens), session)
@@ -220,6 +237,8 @@ def aim(case: Case, ids: tuple[str | None, ...]) -> None:
 
     A well-formed case id is replaced by one of `ids`, chosen by its value, so a
     failing example replays and shrinks as usual; a malformed one is kept (404).
+    A well-formed subscription id likewise by a seeded subscription of clinic-a, or
+    kept.
     A well-formed `min_position` is held at 0: past the read models it waits 5 s by
     design (api.md), which the run cannot afford per example; 0 still runs the
     read-your-writes path, and test_malformed_input.py tests its edges.
@@ -237,6 +256,17 @@ def aim(case: Case, ids: tuple[str | None, ...]) -> None:
             chosen = ids[parsed.int % len(ids)]
             if chosen is not None:
                 path["case_id"] = chosen
+                case.path_parameters = path
+    subscription = path.get("subscription_id")
+    if isinstance(subscription, str):
+        try:
+            seed = uuid.UUID(subscription)
+        except ValueError:
+            seed = None
+        if seed is not None and str(seed) == subscription.lower():
+            picked = SUBSCRIPTIONS[seed.int % len(SUBSCRIPTIONS)]
+            if picked is not None:
+                path["subscription_id"] = picked
                 case.path_parameters = path
     headers = case.headers
     if headers is not None and not negated_headers(case):
@@ -382,7 +412,7 @@ def test_the_document_under_test_is_the_one_the_app_serves(served: Served) -> No
 
 
 def test_schemathesis_loads_every_operation_of_the_document() -> None:
-    assert len(OPERATIONS) >= 18, OPERATIONS
+    assert len(OPERATIONS) >= 25, OPERATIONS
     for label in OPERATIONS:
         assert conformance.find_operation_by_label(label) is not None, label
         assert rejection.find_operation_by_label(label) is not None, label

@@ -155,7 +155,7 @@ class TestAccessLog:
         assert [i["at"] for i in items] == sorted(i["at"] for i in items)
         assert "ZQ-SECRET-REF-4471" not in repr(access_rows(audit_api))
 
-    def test_refused_reads_commands_and_the_feed_are_not_recorded(
+    def test_refused_reads_and_commands_are_not_recorded(
         self, sqlite_audit_api: Api
     ) -> None:
         api = sqlite_audit_api
@@ -165,7 +165,7 @@ class TestAccessLog:
         api.get(f"/cases/{case_id}", "other_clinician")
         api.get(f"/cases/{case_id}/replay", "clinician", version=1)
         api.get(f"/cases/{case_id}/replay", "auditor", version=99)
-        api.get("/events", "auditor")
+        api.get("/events", "other_auditor")
 
         assert access(api)["items"] == []
 
@@ -182,9 +182,9 @@ class TestAccessLog:
         pages, after = [], 0
         while True:
             page = access(api, after=after, limit=3)
-            if not page["items"]:
-                break
             pages.append(page["items"])
+            if "next_after" not in page:  # the last page
+                break
             after = page["next_after"]
 
         assert len(by_case) == 8
@@ -203,7 +203,7 @@ class TestAccessLog:
 
         theirs = access(api, "other_auditor")
 
-        assert theirs == {"items": [], "next_after": 0}
+        assert theirs == {"items": []}
 
 
 def access_rows(api: Api) -> list[tuple[Any, ...]]:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
+import threading
+from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
-from ipt_workflow.composition.settings import sqlite_path
+from ipt_workflow.composition.bootstrap import bootstrap, prepare_storage
+from ipt_workflow.composition.builders import build_application
+from ipt_workflow.composition.settings import Settings, sqlite_path
+from ipt_workflow.domain.commands import CommandContext
+from ipt_workflow.domain.courses import Course
+from tests.support.postgres import Cluster
 
 CLI = [sys.executable, "-m", "ipt_workflow.cli.main"]
 
@@ -57,3 +66,76 @@ def test_a_malformed_database_url_is_refused_with_a_clear_message() -> None:
     assert done.returncode == 2
     assert "IPT_DATABASE_URL must start sqlite:/// or postgresql://" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_processes_starting_together_run_no_ddl_that_conflicts(
+    postgres_url: str,
+) -> None:
+    """Caught by the benchmark: every start ran the library's CREATE OR REPLACE
+    FUNCTION, and starts at the same moment failed on "tuple concurrently updated"
+    (uvicorn then stopped the whole server)."""
+    settings = Settings(database_url=postgres_url)
+    prepare_storage(settings)
+    app = build_application(settings)
+    errors: list[BaseException] = []
+
+    def start_repeatedly() -> None:
+        try:
+            for _ in range(15):
+                app.recorder.create_table()  # type: ignore[attr-defined]
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=start_repeatedly) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    app.close()
+
+    assert [repr(e) for e in errors] == []
+
+
+def test_with_create_tables_off_a_process_needs_no_ddl_rights(
+    postgres: Cluster, postgres_url: str
+) -> None:
+    """What `serve` gives its workers (IPT_CREATE_TABLES=false): a role that may
+    only read and write rows runs commands, reads, the read models' reads and the
+    webhook subscriptions' reads."""
+    prepare_storage(Settings(database_url=postgres_url))
+    role = f"runtime_{secrets.token_hex(4)}"
+    with psycopg.connect(postgres_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'runtime-password'")
+        owner.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
+        owner.execute(
+            f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
+        owner.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    parts = urlsplit(postgres_url)
+    url = f"postgresql://{role}:runtime-password@{parts.hostname}:{parts.port}{parts.path}"
+    services = None
+    try:
+        services = bootstrap(Settings(database_url=url, create_tables=False))
+        course = Course(age=30, today=date(2026, 11, 20))
+        case = services.cases.open_case(
+            course.opening("clinic-a", "DDL-1", "t-1"),
+            CommandContext(recorded_by="t-1", today=date(2026, 11, 20)),
+        ).case
+        services.access.record(  # type: ignore[union-attr]
+            actor="t-1",
+            role="clinician",
+            key_id="k",
+            clinic_id="clinic-a",
+            case_id=case.id,
+            route="/cases/{case_id}",
+        )
+        assert services.read_models is not None
+        assert services.read_models.views["caseload"].rows(None) == []
+        assert services.webhooks is not None
+        assert list(services.webhooks.page(None, None, 10)) == []
+    finally:
+        if services is not None:
+            services.close()
+        with psycopg.connect(postgres_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {role}")
+            owner.execute(f"DROP ROLE {role}")

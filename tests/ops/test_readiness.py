@@ -89,7 +89,7 @@ def test_readyz_fails_when_the_read_models_lag_past_the_limit(
     status, body = readiness(server)
 
     assert ready_at_one[0] == 200
-    assert ready_at_one[1]["checks"] == {"database": "ok", "lag": "ok"}
+    assert ready_at_one[1]["checks"] == {"database": "ok", "events": "ok", "lag": "ok"}
     assert status == 503
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["lag"].startswith("behind: ")

@@ -86,14 +86,14 @@ class TestReadYourWrites:
         assert [r["case_id"] for r in caseload.json()["items"]] == [case_id]
         assert caseload.json()["position"] >= position
 
-    def test_a_position_never_reached_is_503_projection_lagging(
+    def test_a_position_beyond_the_log_is_refused_at_once_with_422(
         self, live: Api
     ) -> None:
         answer = live.get("/projections/caseload", min_position=10**9)
 
-        assert answer.status_code == 503
-        assert answer.json()["code"] == "projection_lagging"
-        assert answer.headers["Retry-After"] == "1"
+        assert answer.status_code == 422
+        assert answer.json()["code"] == "position_not_reached"
+        assert answer.json()["errors"][0]["field"] == "min_position"
 
     def test_case_reads_honour_min_position_too(self, live: Api) -> None:
         case_id, position = opened(live, "RYW-2")
@@ -102,7 +102,7 @@ class TestReadYourWrites:
         lagging = live.get(f"/cases/{case_id}", min_position=10**9)
 
         assert answer.status_code == 200
-        assert lagging.status_code == 503
+        assert lagging.status_code == 422
 
 
 class TestCaseload:
@@ -277,6 +277,7 @@ class TestStatus:
             "outcomes",
             "alerts",
             "fidelity",
+            "case_list",
         ]
         for item in items:
             assert item["head"] >= position

@@ -70,6 +70,8 @@ ROLES = {
     "auditor": ("auditor", ["clinic-a"]),
     "other_auditor": ("auditor", ["clinic-b"]),
     "ops": ("ops", ["*"]),
+    "admin": ("admin", ["clinic-a"]),
+    "other_admin": ("admin", ["clinic-b"]),
 }
 
 
@@ -78,6 +80,9 @@ INTAKE_ON = date(2026, 8, 1)
 
 
 def make_api(settings: Settings) -> Iterator[Api]:
+    # These tests send refused tokens from one client on purpose; the per-address
+    # limit on failed authentication has tests of its own (tests/reliability).
+    settings = settings.model_copy(update={"auth_failures_per_minute": 0})
     store = build_key_store(settings)
     tokens = {}
     for name, (role, clinics) in ROLES.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
@@ -23,6 +24,16 @@ class CaseReads:
 
     def record(self, case: TherapyCase) -> None:
         self.record_id(case.id, case.clinic_id)
+
+    def record_ids(self, cases: Collection[tuple[UUID, str]]) -> None:
+        """Record a read of each (case, clinic), in one write."""
+        self.log.record_many(
+            actor=self.principal.actor,
+            role=self.principal.role,
+            key_id=self.principal.token_id,
+            cases=cases,
+            route=self.route,
+        )
 
     def record_id(self, case_id: UUID, clinic_id: str) -> None:
         # Recorded before the answer is sent: a read that cannot be recorded fails.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 def _example(**values: Any) -> ConfigDict:
@@ -64,7 +64,10 @@ class FeedPage(BaseModel):
         next_after=1234,
     )
     items: list[FeedItem]
-    next_after: int
+    next_after: int = Field(
+        description="Pass as `after` to go on: the feed is followed, so this is "
+        "always present (the position to poll from when the page is empty)"
+    )
 
 
 class AccessItem(BaseModel):
@@ -93,4 +96,7 @@ class AccessPage(BaseModel):
         next_after=17,
     )
     items: list[AccessItem]
-    next_after: int
+    next_after: int | None = Field(
+        default=None,
+        description="Pass as `after` for the next page; absent on the last page",
+    )

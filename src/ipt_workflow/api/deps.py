@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Header, Query, Request
 
 from ipt_workflow.api.errors import ApiError
-from ipt_workflow.composition.bootstrap import Services
+from ipt_workflow.composition.bootstrap import Services, is_loopback
+from ipt_workflow.composition.readmodels import ReadModels
+from ipt_workflow.ops.ratelimit import RateLimited
 from ipt_workflow.storage.keys import Role
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+MAX_AUTHORIZATION = 128
+"""Longer than `Bearer ` and any token this service issues: it cannot be ours."""
+WAIT_POLL_SECONDS = (0.05, 0.5)
+"""A `min_position` wait polls from every 50 ms, backing off to every 500 ms."""
 
 
 @dataclass(frozen=True)
@@ -41,20 +49,50 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
+def client_address(request: Request) -> str:
+    """Who failed authentication: the peer's address (a proxy's, behind one)."""
+    return request.client.host if request.client else "unknown"
+
+
 def authenticate(
     svc: ServicesDep,
+    request: Request,
     authorization: Annotated[
         str | None, Header(description="`Bearer <token>`", include_in_schema=False)
     ] = None,
 ) -> Principal:
+    address = client_address(request)
+
+    def refuse(detail: str) -> ApiError | RateLimited:
+        # Every failure spends from the address's budget; once it is spent the
+        # answer is 429, and unknown tokens are not even looked up.
+        wait = svc.auth_failures.take(address)
+        if wait is not None:
+            return RateLimited(
+                wait, "Too many failed authentications from this address."
+            )
+        return _unauthorized(detail)
+
     if not authorization:
-        raise _unauthorized("An Authorization: Bearer <token> header is required.")
+        raise refuse("An Authorization: Bearer <token> header is required.")
+    if len(authorization) > MAX_AUTHORIZATION:
+        raise refuse("This token is unknown or revoked.")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("The Authorization header must be `Bearer <token>`.")
-    key = svc.find_key(token.strip())
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise refuse("The Authorization header must be `Bearer <token>`.")
+    known, key = svc.cached_key(token)
+    if not known:
+        if svc.auth_failures.exhausted(address) and not svc.recently_good(token):
+            raise refuse("This token is unknown or revoked.")
+        key = svc.find_key(token)
+    if key is not None and key.key_id.startswith("dev-"):
+        # Dev tokens are for the developer's own machine only (finding 6).
+        server = request.scope.get("server") or ("", 0)
+        if not (is_loopback(address) and is_loopback(str(server[0]))):
+            key = None
     if key is None:
-        raise _unauthorized("This token is unknown or revoked.")
+        raise refuse("This token is unknown or revoked.")
     svc.limiter.check(key.key_id)
     return Principal(
         actor=key.actor,
@@ -119,7 +157,46 @@ def expected_version(
     return int(match.group(1))
 
 
-def read_your_writes(
+async def wait_for_position(
+    models: ReadModels, position: int, names: list[str] | None = None
+) -> None:
+    """Wait until the read models reach `position`, holding no thread meanwhile.
+
+    A position beyond the head of the log is refused at once (422): no write of the
+    caller can have it. Each check runs briefly in a worker thread; between checks
+    the request waits on the event loop, so waiting readers cannot starve the
+    thread pool that every other route runs on.
+    """
+    head = await anyio.to_thread.run_sync(models.head)
+    if position > head:
+        raise ApiError(
+            422,
+            "position_not_reached",
+            "No event has this position yet: min_position must be a position "
+            "an answer gave you.",
+            errors=[{"field": "min_position", "message": "beyond the log"}],
+        )
+    wanted = list(names or models.views)
+    deadline = time.monotonic() + models.wait_seconds
+    pause = WAIT_POLL_SECONDS[0]
+    while True:
+        wanted = await anyio.to_thread.run_sync(models.not_reached, position, wanted)
+        if not wanted:
+            return
+        if time.monotonic() >= deadline:
+            which = f"{wanted[0]} read model has" if names else "read models have"
+            raise ApiError(
+                503,
+                "projection_lagging",
+                f"The {which} not reached position {position} "
+                f"in {models.wait_seconds:g} s.",
+                headers={"Retry-After": "1"},
+            )
+        await anyio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, WAIT_POLL_SECONDS[1])
+
+
+async def read_your_writes(
     svc: ServicesDep,
     min_position: Annotated[
         int | None,
@@ -129,13 +206,7 @@ def read_your_writes(
     """Honour `?min_position=` on a read: wait for the projections, or 503."""
     if min_position is None or svc.read_models is None:
         return
-    if not svc.read_models.wait(min_position):
-        raise ApiError(
-            503,
-            "projection_lagging",
-            f"The read models have not reached position {min_position} in 5 s.",
-            headers={"Retry-After": "1"},
-        )
+    await wait_for_position(svc.read_models, min_position)
 
 
 ReadYourWrites = Annotated[None, Depends(read_your_writes)]

@@ -8,7 +8,12 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from eventsourcing.persistence import InterfaceError, OperationalError
+import structlog
+from eventsourcing.persistence import (
+    InterfaceError,
+    MapperDeserialisationError,
+    OperationalError,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,10 +27,16 @@ from ipt_workflow.application.cases import (
     IdempotencyKeyReusedError,
     VersionMismatchError,
 )
+from ipt_workflow.application.webhooks import TooManySubscriptionsError
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, InvalidInput
 from ipt_workflow.ops.ratelimit import RateLimited
+from ipt_workflow.storage.cipher import UnknownCipherKeyError
+from ipt_workflow.storage.webhooks import KeyReusedError, SubscriptionNotFoundError
 
 PROBLEM = "application/problem+json"
+MAX_LISTED_ERRORS = 20
+"""A body with thousands of wrong fields is answered with the first ones only."""
+log = structlog.get_logger("ipt_workflow.http")
 
 TITLES = {
     "bad_request": "The request is malformed",
@@ -42,7 +53,10 @@ TITLES = {
     "rate_limited": "Too many requests for this token",
     "unavailable": "The service cannot reach its database; nothing was written",
     "projection_lagging": "The read models have not caught up yet",
+    "position_not_reached": "No event has this position yet",
+    "headers_too_large": "The request's headers are too large",
     "internal_error": "An unexpected error; nothing was written",
+    "too_many_subscriptions": "The clinic has the most webhook subscriptions allowed",
 }
 
 
@@ -98,14 +112,20 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
         return problem(404, "not_found", "No such resource.")
     fields = [
         {"field": _field(e.get("loc", ())), "message": str(e.get("msg"))}
-        for e in errors
+        for e in errors[:MAX_LISTED_ERRORS]
     ]
     return problem(
         422,
         "validation_failed",
-        f"{len(fields)} field(s) do not fit the schema.",
+        _count(len(errors), "do not fit the schema"),
         errors=fields,
     )
+
+
+def _count(n: int, what: str) -> str:
+    if n > MAX_LISTED_ERRORS:
+        return f"{n} field(s) {what}; the first {MAX_LISTED_ERRORS} are listed."
+    return f"{n} field(s) {what}."
 
 
 def _http(_: Request, exc: Exception) -> JSONResponse:
@@ -142,11 +162,13 @@ def _guard(_: Request, exc: Exception) -> JSONResponse:
 
 def _invalid(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
-    errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    errors = [
+        {"field": e.field, "message": e.message} for e in exc.errors[:MAX_LISTED_ERRORS]
+    ]
     return problem(
         422,
         "validation_failed",
-        f"{len(errors)} field(s) are not valid.",
+        _count(len(exc.errors), "are not valid"),
         errors=errors,
     )
 
@@ -211,9 +233,37 @@ def _rate_limited(_: Request, exc: Exception) -> JSONResponse:
     return problem(
         429,
         "rate_limited",
-        "Too many requests for this token.",
+        exc.detail,
         headers={"Retry-After": str(exc.retry_after)},
     )
+
+
+def _undecryptable(_: Request, exc: Exception) -> JSONResponse:
+    unknown = exc.__cause__
+    fingerprint = (
+        unknown.fingerprint if isinstance(unknown, UnknownCipherKeyError) else None
+    )
+    # The operator's line: which key is missing. The client hears only that the
+    # server is misconfigured, and that nothing was written.
+    log.error(
+        "cipher_key_unknown" if fingerprint else "payload_undecryptable",
+        key_fingerprint=fingerprint,
+    )
+    return problem(
+        503,
+        "unavailable",
+        "The stored records cannot be decrypted with this server's keys "
+        "(IPT_CIPHER_KEY lacks the key they were written with); nothing was written.",
+        headers={"Retry-After": "60"},
+    )
+
+
+def _no_subscription(_: Request, _exc: Exception) -> JSONResponse:
+    return problem(404, "not_found", "No such subscription.")
+
+
+def _too_many(_: Request, exc: Exception) -> JSONResponse:
+    return problem(409, "too_many_subscriptions", f"{str(exc).capitalize()}.")
 
 
 def _internal(_: Request, _exc: Exception) -> JSONResponse:
@@ -243,8 +293,12 @@ def install(app: FastAPI) -> None:
         (VersionMismatchError, _version),
         (CommandIdReused, _reused),
         (IdempotencyKeyReusedError, _reused),
+        (KeyReusedError, _reused),
+        (SubscriptionNotFoundError, _no_subscription),
+        (TooManySubscriptionsError, _too_many),
         (BusyError, _busy),
         (RateLimited, _rate_limited),
+        (MapperDeserialisationError, _undecryptable),
         *[(kind, _unavailable) for kind in DATABASE_DOWN],
         (Exception, _internal),
     ]
@@ -258,8 +312,9 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "Malformed JSON, invalid UTF-8 or a malformed header",
         401: "No token, or an unknown token",
         403: "This role may not use this route",
-        404: "Unknown case, or a case of another clinic",
-        409: "A rule refuses the command (guard_failed), or conflict",
+        404: "Unknown case or subscription, or one of another clinic",
+        409: "A rule refuses the command (guard_failed), conflict, or "
+        "too_many_subscriptions",
         412: "If-Match names a version that is not the current one",
         413: "The body is over 1 MiB",
         422: "The body does not fit the schema, or the Idempotency-Key was reused",

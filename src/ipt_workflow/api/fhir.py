@@ -1,38 +1,78 @@
-"""A case as an HL7 FHIR R4 Bundle (research notes §4).
+"""A case as HL7 FHIR R4 (4.0.1) resources (research notes §4; docs/fhir.md).
 
 - one EpisodeOfCare for the case, its status from the phase (§4.2);
+- a Condition per problem area of the agreed focus, which the episode's
+  `diagnosis` and every CarePlan's `addresses` name;
 - a CarePlan per contract: the acute contract, each renegotiation (replacing the
   plan before, which is revoked) and an accepted follow-up contract;
 - an Encounter per session held (finished, or entered-in-error once voided) and per
   missed session (cancelled);
-- an Observation per measure: PHQ-9 total LOINC 44261-6, BDI-II total LOINC 89209-1,
-  HAM-D-17 and CDRS-R in a local code system (no LOINC code is confirmed for them).
+- an Observation per measure (PHQ-9 total LOINC 44261-6, BDI-II total LOINC
+  89209-1, HAM-D-17 and CDRS-R in the project's code system), linked to the
+  Encounter of that day and to the episode; and one for the outcome of acute
+  treatment (its classification), derived from the baseline and final measures.
 
-The client is referred to by the clinic's own `client_ref`, as an identifier: the
-service holds no Patient resource. Free-text notes are never exported.
+Every period is built from the dates the clinic gave (intake, session, missed
+session and measure dates), never from the time the server recorded an event.
+Every resource carries an identifier of the project's naming system, so a
+`transaction` Bundle loads by conditional update and loading it twice changes
+nothing. The client is referred to by the clinic's own `client_ref`, as an
+identifier: the service holds no Patient resource. Free-text notes are never
+exported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 from uuid import UUID, uuid5
 
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.protocols import PROTOCOLS
 
-BASE = "https://ipt-workflow.example.org/fhir"
-"""Canonical base of the service's own code systems, extensions and identifiers."""
+FHIR_VERSION = "4.0.1"
+MEDIA_TYPE = "application/fhir+json; fhirVersion=4.0"
+"""The FHIR version is declared in the media type (FHIR R4 http.html#version)."""
 
+BASE = "https://ipt-workflow.example.org/fhir"
+"""Canonical base of the project's code systems, extensions and naming systems
+(docs/fhir.md lists each); a deploying organisation may publish them under its own."""
+
+CORE_PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+DIAGNOSIS_ROLE = "http://terminology.hl7.org/CodeSystem/diagnosis-role"
+EPISODE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"
+"""HL7's core extension naming the episode an Observation belongs to (R4 has no
+Observation.episodeOfCare element)."""
 PHASE_EXTENSION = f"{BASE}/StructureDefinition/ipt-phase"
 MISSED_REASON_EXTENSION = f"{BASE}/StructureDefinition/missed-reason"
+RESOURCE_IDS = f"{BASE}/NamingSystem/resource-id"
+"""Every exported resource's identifier: a stable id derived from the case."""
+
+CODE_SYSTEMS = {
+    "protocol": f"{BASE}/CodeSystem/protocol",
+    "contract": f"{BASE}/CodeSystem/contract",
+    "session-kind": f"{BASE}/CodeSystem/session-kind",
+    "instrument-total": f"{BASE}/CodeSystem/instrument-total",
+    "problem-area": f"{BASE}/CodeSystem/problem-area",
+    "dispute-stage": f"{BASE}/CodeSystem/dispute-stage",
+    "observation": f"{BASE}/CodeSystem/observation",
+    "outcome": f"{BASE}/CodeSystem/outcome",
+}
+"""The project's code systems (docs/fhir.md lists their codes)."""
+
+RESOURCE_TYPES = ("EpisodeOfCare", "Condition", "CarePlan", "Encounter", "Observation")
+"""What an export holds, in the order a transaction lists them."""
 
 EPISODE_STATUS: dict[str, str] = {
     Phase.beginning: "active",
@@ -48,8 +88,15 @@ EPISODE_STATUS: dict[str, str] = {
 INSTRUMENT_CODES: dict[str, tuple[str, str, str]] = {
     "phq9": (LOINC, "44261-6", "PHQ-9 total score"),
     "bdi2": (LOINC, "89209-1", "BDI-II total score"),
-    "hamd17": (f"{BASE}/CodeSystem/instrument-total", "hamd17", "HAM-D-17 total"),
-    "cdrsr": (f"{BASE}/CodeSystem/instrument-total", "cdrsr", "CDRS-R total score"),
+    "hamd17": (CODE_SYSTEMS["instrument-total"], "hamd17", "HAM-D-17 total"),
+    "cdrsr": (CODE_SYSTEMS["instrument-total"], "cdrsr", "CDRS-R total score"),
+}
+
+PROBLEM_AREAS = {
+    "grief": "Grief",
+    "role_dispute": "Role dispute",
+    "role_transition": "Role transition",
+    "interpersonal_deficits": "Interpersonal deficits",
 }
 
 CLASSES = {
@@ -67,6 +114,46 @@ TIMING = {
 
 ACTIVITY_STATUS = {"active": "in-progress", "completed": "completed"}
 
+Refer = Callable[[str, UUID], str]
+"""How a resource names another: `urn:uuid:<id>` inside a Bundle, `Type/<id>`
+in a bulk export's NDJSON files."""
+
+
+def in_bundle(_kind: str, resource_id: UUID) -> str:
+    return f"urn:uuid:{resource_id}"
+
+
+def by_type(kind: str, resource_id: UUID) -> str:
+    return f"{kind}/{resource_id}"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One exported resource: its type, its stable id and its content."""
+
+    kind: str
+    id: UUID
+    body: dict[str, Any]
+
+    @property
+    def identifier(self) -> tuple[str, str]:
+        return RESOURCE_IDS, str(self.id)
+
+
+# --- the dates the clinic gave ----------------------------------------------------
+
+
+_DAY_FIELDS = {
+    "SessionHeld": "held_on",
+    "SymptomsMeasured": "measured_on",
+    "SessionMissed": "scheduled_on",
+}
+
+
+def intake_day(case: TherapyCase) -> str | None:
+    """The case's intake date, when the clinic gave one (domain.md §7)."""
+    return case.intake_on or None
+
 
 @dataclass
 class _Plan:
@@ -74,7 +161,7 @@ class _Plan:
     kind: str
     sessions: int
     frequency: str
-    start: str
+    start: str | None
     replaces: UUID | None = None
     reason: str | None = None
     end: str | None = None
@@ -83,9 +170,11 @@ class _Plan:
 
 @dataclass
 class _Walk:
-    """What the events tell beyond the case's current state."""
+    """What the events tell beyond the case's current state, dated by the clinic."""
 
-    opened: str = ""
+    start: str | None
+    day: str | None = None
+    """The latest date the clinic gave so far."""
     ended: str | None = None
     plans: list[_Plan] = field(default_factory=list)
     session_clinicians: list[str] = field(default_factory=list)
@@ -93,67 +182,82 @@ class _Walk:
     def open_plans(self) -> list[_Plan]:
         return [p for p in self.plans if p.status == "active"]
 
-    def end_plans(self, at: str, status: str, kind: str | None = None) -> None:
+    def end_plans(self, status: str, kind: str | None = None) -> None:
         for plan in self.open_plans():
             if kind is None or plan.kind == kind:
-                plan.end, plan.status = at, status
+                plan.end, plan.status = self.day or plan.start, status
 
-
-def _time(event: Any) -> str:
-    stamp: datetime = event.timestamp
-    return stamp.isoformat(timespec="seconds")
+    def saw(self, day: str) -> None:
+        self.day = day if self.day is None else max(self.day, day)
 
 
 def _walk(case: TherapyCase, events: Sequence[Any]) -> _Walk:
-    walk = _Walk()
+    days = [
+        str(getattr(e, _DAY_FIELDS[type(e).__name__]))
+        for e in events
+        if type(e).__name__ in _DAY_FIELDS
+    ]
+    walk = _Walk(start=intake_day(case) or (min(days) if days else None))
+    if walk.start is not None:
+        walk.saw(walk.start)
     clinician = ""
     for n, event in enumerate(events):
-        name, at = type(event).__name__, _time(event)
+        name = type(event).__name__
         plan_id = uuid5(case.id, f"CarePlan/{n}")
-        if name == "CaseOpened":
-            walk.opened, clinician = at, event.clinician_id
-        elif name == "CaseReassigned":
+        if name in _DAY_FIELDS:
+            walk.saw(str(getattr(event, _DAY_FIELDS[name])))
+        if name == "CaseOpened" or name == "CaseReassigned":
             clinician = event.clinician_id
         elif name == "SessionHeld":
             walk.session_clinicians.append(clinician)
         elif name == "ContractAgreed":
             walk.plans.append(
-                _Plan(plan_id, "acute", event.sessions, event.frequency, at)
+                _Plan(plan_id, "acute", event.sessions, event.frequency, walk.day)
             )
         elif name == "ContractRenegotiated":
             before = next((p for p in walk.open_plans() if p.kind == "acute"), None)
-            walk.end_plans(at, "revoked", "acute")
+            walk.end_plans("revoked", "acute")
             walk.plans.append(
                 _Plan(
                     plan_id,
                     "acute",
                     event.sessions,
                     event.frequency,
-                    at,
+                    walk.day,
                     replaces=None if before is None else before.id,
                     reason=event.reason,
                 )
             )
         elif name == "AcuteTreatmentConcluded":
-            walk.end_plans(at, "completed", "acute")
+            walk.end_plans("completed", "acute")
         elif name == "FollowUpAccepted" and event.contract is not None:
             contract = event.contract
             walk.plans.append(
                 _Plan(
-                    plan_id, event.kind, contract["sessions"], contract["frequency"], at
+                    plan_id,
+                    event.kind,
+                    contract["sessions"],
+                    contract["frequency"],
+                    walk.day,
                 )
             )
         elif name == "CaseClosed":
-            walk.ended = at
-            walk.end_plans(at, "completed")
+            walk.ended = walk.day
+            walk.end_plans("completed")
         elif name == "CaseWithdrawn":
-            walk.ended = at
-            walk.end_plans(at, "revoked")
+            walk.ended = walk.day
+            walk.end_plans("revoked")
     return walk
 
 
-def _urn(resource_id: UUID) -> str:
-    return f"urn:uuid:{resource_id}"
+def _period(start: str | None, end: str | None) -> dict[str, str]:
+    period = {} if start is None else {"start": start}
+    if end is not None:
+        period["end"] = end if start is None else max(start, end)
+    return period
+
+
+# --- the resources ------------------------------------------------------------------
 
 
 def _coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
@@ -167,126 +271,174 @@ def _phase(phase: str) -> list[dict[str, Any]]:
     return [{"url": PHASE_EXTENSION, "valueCode": phase}]
 
 
-def fhir_bundle(
-    case: TherapyCase, events: Sequence[Any], *, timestamp: datetime
-) -> dict[str, Any]:
-    """The case and its history as a FHIR R4 Bundle of type `collection`."""
-    walk = _walk(case, events)
-    patient = {
-        "identifier": {
-            "system": f"{BASE}/clinic/{case.clinic_id}/client-ref",
-            "value": case.client_ref,
-        }
-    }
-    episode_id = uuid5(case.id, "EpisodeOfCare")
-    episode_ref = {"reference": _urn(episode_id)}
+def _meta(kind: str) -> dict[str, Any]:
+    return {"profile": [f"{CORE_PROFILE}{kind}"]}
 
-    def clinician(value: str) -> dict[str, Any]:
-        system = f"{BASE}/clinic/{case.clinic_id}/clinician"
+
+@dataclass(frozen=True)
+class _Context:
+    case: TherapyCase
+    refer: Refer
+    patient: dict[str, Any]
+    episode_id: UUID
+
+    def ref(self, kind: str, resource_id: UUID) -> dict[str, str]:
+        return {"reference": self.refer(kind, resource_id)}
+
+    @property
+    def episode(self) -> dict[str, str]:
+        return self.ref("EpisodeOfCare", self.episode_id)
+
+    def clinician(self, value: str) -> dict[str, Any]:
+        system = f"{BASE}/clinic/{self.case.clinic_id}/clinician"
         return {"identifier": {"system": system, "value": value}}
 
-    resources: list[tuple[UUID, dict[str, Any]]] = [
-        (episode_id, _episode(case, walk, episode_id, patient, clinician))
-    ]
+
+def case_resources(
+    case: TherapyCase, events: Sequence[Any], refer: Refer = in_bundle
+) -> list[Resource]:
+    """Every resource of the case, each with its stable id and identifier."""
+    walk = _walk(case, events)
+    ctx = _Context(
+        case=case,
+        refer=refer,
+        patient={
+            "identifier": {
+                "system": f"{BASE}/clinic/{case.clinic_id}/client-ref",
+                "value": case.client_ref,
+            }
+        },
+        episode_id=uuid5(case.id, "EpisodeOfCare"),
+    )
+    conditions = list(_conditions(ctx, walk))
+    found = [Resource("EpisodeOfCare", ctx.episode_id, _episode(ctx, walk, conditions))]
+    found += conditions
     for plan in walk.plans:
-        resources.append((plan.id, _care_plan(plan, patient, episode_ref)))
+        found.append(Resource("CarePlan", plan.id, _care_plan(ctx, plan, conditions)))
+    encounters: dict[str, UUID] = {}
     for n, session in enumerate(case.sessions):
-        at = walk.session_clinicians[n] if n < len(walk.session_clinicians) else ""
+        who = walk.session_clinicians[n] if n < len(walk.session_clinicians) else ""
         resource_id = uuid5(case.id, f"Encounter/{n}")
-        resources.append(
-            (
-                resource_id,
-                _encounter(
-                    case, session, resource_id, patient, episode_ref, clinician(at)
-                ),
-            )
-        )
+        if not session["voided"]:
+            encounters.setdefault(session["held_on"], resource_id)
+        found.append(Resource("Encounter", resource_id, _encounter(ctx, session, who)))
     for n, missed in enumerate(case.missed_sessions):
         resource_id = uuid5(case.id, f"Encounter/missed/{n}")
-        resources.append(
-            (resource_id, _missed(missed, resource_id, patient, episode_ref))
-        )
+        found.append(Resource("Encounter", resource_id, _missed(ctx, missed)))
+    measures: list[UUID] = []
     for n, measure in enumerate(case.measures):
         resource_id = uuid5(case.id, f"Observation/{n}")
-        resources.append((resource_id, _observation(measure, resource_id, patient)))
-    return {
-        "resourceType": "Bundle",
-        "id": str(uuid5(case.id, f"Bundle/{case.version}")),
-        "type": "collection",
-        "timestamp": timestamp.isoformat(timespec="seconds"),
-        "entry": [
-            {"fullUrl": _urn(resource_id), "resource": resource}
-            for resource_id, resource in resources
-        ],
-    }
+        measures.append(resource_id)
+        encounter = encounters.get(measure["measured_on"])
+        found.append(
+            Resource("Observation", resource_id, _observation(ctx, measure, encounter))
+        )
+    if case.outcome is not None:
+        found.append(_outcome(ctx, measures))
+    for resource in found:
+        system, value = resource.identifier
+        resource.body["meta"] = _meta(resource.kind)
+        resource.body.setdefault("identifier", []).insert(
+            0, {"system": system, "value": value}
+        )
+        resource.body["id"] = str(resource.id)
+    return found
+
+
+def _conditions(ctx: _Context, walk: _Walk) -> Iterator[Resource]:
+    focus = ctx.case.focus
+    if focus is None:
+        return
+    ended = ctx.case.phase in (Phase.closed, Phase.withdrawn)
+    for rank in ("primary", "secondary"):
+        area = focus[f"{rank}_area"]
+        if area is None:
+            continue
+        condition: dict[str, Any] = {
+            "resourceType": "Condition",
+            "clinicalStatus": {
+                "coding": [
+                    _coding(CONDITION_CLINICAL, "inactive" if ended else "active")
+                ]
+            },
+            "verificationStatus": {
+                "coding": [_coding(CONDITION_VERIFICATION, "confirmed")]
+            },
+            "category": [
+                {"coding": [_coding(CONDITION_CATEGORY, "problem-list-item")]}
+            ],
+            "code": {
+                "coding": [
+                    _coding(CODE_SYSTEMS["problem-area"], area, PROBLEM_AREAS[area])
+                ],
+                "text": f"IPT {rank} problem area: {PROBLEM_AREAS[area].lower()}",
+            },
+            "subject": ctx.patient,
+        }
+        if walk.start is not None:
+            condition["onsetDateTime"] = walk.start
+        if rank == "primary" and focus.get("dispute_stage"):
+            stage = focus["dispute_stage"]
+            condition["stage"] = [
+                {"summary": {"coding": [_coding(CODE_SYSTEMS["dispute-stage"], stage)]}}
+            ]
+        yield Resource("Condition", uuid5(ctx.case.id, f"Condition/{rank}"), condition)
 
 
 def _episode(
-    case: TherapyCase,
-    walk: _Walk,
-    episode_id: UUID,
-    patient: Mapping[str, Any],
-    clinician: Any,
+    ctx: _Context, walk: _Walk, conditions: Sequence[Resource]
 ) -> dict[str, Any]:
-    status = EPISODE_STATUS[case.phase]
-    period = {"start": walk.opened}
-    history = []
-    if walk.ended is not None:
-        period["end"] = walk.ended
-        history.append(
-            {"status": "active", "period": {"start": walk.opened, "end": walk.ended}}
-        )
+    case = ctx.case
     protocol = PROTOCOLS[case.protocol_id]
     episode: dict[str, Any] = {
         "resourceType": "EpisodeOfCare",
-        "id": str(episode_id),
         "extension": _phase(case.phase),
-        "identifier": [{"system": "urn:ietf:rfc:3986", "value": _urn(case.id)}],
-        "status": status,
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{case.id}"}],
+        "status": EPISODE_STATUS[case.phase],
         "type": [
-            {
-                "coding": [
-                    _coding(f"{BASE}/CodeSystem/protocol", protocol.id, protocol.title)
-                ]
-            }
+            {"coding": [_coding(CODE_SYSTEMS["protocol"], protocol.id, protocol.title)]}
         ],
-        "patient": patient,
+        "patient": ctx.patient,
         "managingOrganization": {
             "identifier": {"system": f"{BASE}/clinic", "value": case.clinic_id}
         },
-        "period": period,
-        "careManager": clinician(case.clinician_id),
+        "careManager": ctx.clinician(case.clinician_id),
     }
-    if history:
-        episode["statusHistory"] = history
+    if period := _period(walk.start, walk.ended):
+        episode["period"] = period
+    if walk.ended is not None and walk.start is not None:
+        episode["statusHistory"] = [
+            {"status": "active", "period": _period(walk.start, walk.ended)}
+        ]
+    if conditions:
+        episode["diagnosis"] = [
+            {
+                "condition": ctx.ref("Condition", c.id),
+                "role": {"coding": [_coding(DIAGNOSIS_ROLE, "CC", "Chief complaint")]},
+                "rank": rank,
+            }
+            for rank, c in enumerate(conditions, start=1)
+        ]
     return episode
 
 
 def _care_plan(
-    plan: _Plan, patient: Mapping[str, Any], episode_ref: dict[str, Any]
+    ctx: _Context, plan: _Plan, conditions: Sequence[Resource]
 ) -> dict[str, Any]:
-    period = {"start": plan.start}
-    if plan.end is not None:
-        period["end"] = plan.end
     resource: dict[str, Any] = {
         "resourceType": "CarePlan",
-        "id": str(plan.id),
         "status": plan.status,
         "intent": "plan",
-        "category": [{"coding": [_coding(f"{BASE}/CodeSystem/contract", plan.kind)]}],
+        "category": [{"coding": [_coding(CODE_SYSTEMS["contract"], plan.kind)]}],
         "title": f"IPT {plan.kind} contract: {plan.sessions} sessions, "
         f"{plan.frequency.replace('_', ' ')}",
-        "subject": patient,
-        "period": period,
-        "created": plan.start,
-        "supportingInfo": [episode_ref],
+        "subject": ctx.patient,
+        "supportingInfo": [ctx.episode],
         "activity": [
             {
                 "detail": {
                     "code": {
-                        "coding": [
-                            _coding(f"{BASE}/CodeSystem/session-kind", "therapy")
-                        ]
+                        "coding": [_coding(CODE_SYSTEMS["session-kind"], "therapy")]
                     },
                     "status": ACTIVITY_STATUS.get(plan.status, "stopped"),
                     "scheduledTiming": {
@@ -296,33 +448,29 @@ def _care_plan(
             }
         ],
     }
+    if period := _period(plan.start, plan.end):
+        resource["period"] = period
+    if conditions:
+        resource["addresses"] = [ctx.ref("Condition", c.id) for c in conditions]
     if plan.replaces is not None:
-        resource["replaces"] = [{"reference": _urn(plan.replaces)}]
+        resource["replaces"] = [ctx.ref("CarePlan", plan.replaces)]
     if plan.reason is not None:
         resource["description"] = f"Renegotiated; reason code: {plan.reason}"
     return resource
 
 
 def _encounter(
-    case: TherapyCase,
-    session: Mapping[str, Any],
-    resource_id: UUID,
-    patient: dict[str, Any],
-    episode_ref: dict[str, Any],
-    clinician: dict[str, Any],
+    ctx: _Context, session: Mapping[str, Any], clinician: str
 ) -> dict[str, Any]:
     code, display = CLASSES[session["modality"]]
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
-        "id": str(resource_id),
         "extension": _phase(session["phase"]),
         "status": "entered-in-error" if session["voided"] else "finished",
         "class": _coding(ACT_CODE, code, display),
-        "type": [
-            {"coding": [_coding(f"{BASE}/CodeSystem/session-kind", session["kind"])]}
-        ],
-        "subject": patient,
-        "episodeOfCare": [episode_ref],
+        "type": [{"coding": [_coding(CODE_SYSTEMS["session-kind"], session["kind"])]}],
+        "subject": ctx.patient,
+        "episodeOfCare": [ctx.episode],
         "period": {"start": session["held_on"], "end": session["held_on"]},
         "length": {
             "value": session["minutes"],
@@ -331,53 +479,49 @@ def _encounter(
             "code": "min",
         },
     }
-    if clinician["identifier"]["value"]:
-        resource["participant"] = [{"individual": clinician}]
+    if clinician:
+        resource["participant"] = [{"individual": ctx.clinician(clinician)}]
     if session["number"] is not None:
         series = "follow-up" if session["follow_up"] else "acute"
         resource["identifier"] = [
             {
-                "system": f"{BASE}/case/{case.id}/session-number/{series}",
+                "system": f"{BASE}/case/{ctx.case.id}/session-number/{series}",
                 "value": str(session["number"]),
             }
         ]
     return resource
 
 
-def _missed(
-    missed: Mapping[str, Any],
-    resource_id: UUID,
-    patient: dict[str, Any],
-    episode_ref: dict[str, Any],
-) -> dict[str, Any]:
+def _missed(ctx: _Context, missed: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "resourceType": "Encounter",
-        "id": str(resource_id),
         "extension": [
             *_phase(missed["phase"]),
             {"url": MISSED_REASON_EXTENSION, "valueCode": missed["reason"]},
         ],
         "status": "cancelled",
         "class": _coding(ACT_CODE, "AMB", "ambulatory"),
-        "type": [{"coding": [_coding(f"{BASE}/CodeSystem/session-kind", "therapy")]}],
-        "subject": patient,
-        "episodeOfCare": [episode_ref],
+        "type": [{"coding": [_coding(CODE_SYSTEMS["session-kind"], "therapy")]}],
+        "subject": ctx.patient,
+        "episodeOfCare": [ctx.episode],
         "period": {"start": missed["scheduled_on"], "end": missed["scheduled_on"]},
     }
 
 
 def _observation(
-    measure: Mapping[str, Any], resource_id: UUID, patient: dict[str, Any]
+    ctx: _Context, measure: Mapping[str, Any], encounter: UUID | None
 ) -> dict[str, Any]:
     system, code, text = INSTRUMENT_CODES[measure["instrument"]]
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": str(resource_id),
-        "extension": _phase(measure["phase"]),
+        "extension": [
+            *_phase(measure["phase"]),
+            {"url": EPISODE_EXTENSION, "valueReference": ctx.episode},
+        ],
         "status": "entered-in-error" if measure["voided"] else "final",
         "category": [{"coding": [_coding(OBSERVATION_CATEGORY, "survey", "Survey")]}],
         "code": {"coding": [_coding(system, code)], "text": text},
-        "subject": patient,
+        "subject": ctx.patient,
         "effectiveDateTime": measure["measured_on"],
         "valueQuantity": {
             "value": measure["score"],
@@ -385,4 +529,159 @@ def _observation(
             "system": UCUM,
             "code": "{score}",
         },
+    }
+    if encounter is not None:
+        resource["encounter"] = ctx.ref("Encounter", encounter)
+    return resource
+
+
+def _outcome(ctx: _Context, measures: Sequence[UUID]) -> Resource:
+    """The outcome of acute treatment: its classification, from which measures."""
+    case = ctx.case
+    outcome = dict(case.outcome or {})
+    valid = [
+        (n, m)
+        for n, m in enumerate(case.measures)
+        if not m["voided"] and m["instrument"] == outcome["instrument"]
+    ]
+    baseline = next((n for n, m in valid if m["score"] == outcome["baseline"]), None)
+    final = next(
+        (n for n, m in reversed(valid) if m["score"] == outcome["final"]), None
+    )
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "extension": [{"url": EPISODE_EXTENSION, "valueReference": ctx.episode}],
+        "status": "final",
+        "category": [{"coding": [_coding(OBSERVATION_CATEGORY, "survey", "Survey")]}],
+        "code": {
+            "coding": [_coding(CODE_SYSTEMS["observation"], "acute-outcome")],
+            "text": "Outcome of acute IPT",
+        },
+        "subject": ctx.patient,
+        "valueCodeableConcept": {
+            "coding": [_coding(CODE_SYSTEMS["outcome"], outcome["classification"])]
+        },
+        "component": [
+            {
+                "code": {"coding": [_coding(CODE_SYSTEMS["observation"], "residual")]},
+                "valueBoolean": bool(outcome["residual"]),
+            }
+        ],
+    }
+    derived = [n for n in (baseline, final) if n is not None]
+    if derived:
+        resource["derivedFrom"] = [
+            ctx.ref("Observation", measures[n]) for n in dict.fromkeys(derived)
+        ]
+    if final is not None:
+        resource["effectiveDateTime"] = case.measures[final]["measured_on"]
+    return Resource("Observation", uuid5(case.id, "Observation/outcome"), resource)
+
+
+# --- bundles ------------------------------------------------------------------------
+
+
+def conditional_url(resource: Resource) -> str:
+    """The conditional update that finds the resource again by its identifier."""
+    system, value = resource.identifier
+    return f"{resource.kind}?identifier={quote(f'{system}|{value}', safe=':/')}"
+
+
+def fhir_bundle(
+    case: TherapyCase,
+    events: Sequence[Any],
+    *,
+    timestamp: datetime,
+    kind: Literal["collection", "transaction"] = "collection",
+) -> dict[str, Any]:
+    """The case and its history as a FHIR R4 Bundle.
+
+    A `transaction` Bundle's entries are conditional updates by identifier, so a
+    FHIR server creates each resource once and loading it again changes nothing.
+    """
+    entries = []
+    for resource in case_resources(case, events):
+        entry: dict[str, Any] = {
+            "fullUrl": in_bundle(resource.kind, resource.id),
+            "resource": resource.body,
+        }
+        if kind == "transaction":
+            # The server assigns its own ids; the identifier finds the resource.
+            del resource.body["id"]
+            entry["request"] = {"method": "PUT", "url": conditional_url(resource)}
+        entries.append(entry)
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid5(case.id, f"Bundle/{kind}/{case.version}")),
+        "meta": _meta("Bundle"),
+        "type": kind,
+        "timestamp": timestamp.isoformat(timespec="seconds"),
+        "entry": entries,
+    }
+
+
+# --- what the service offers -------------------------------------------------------
+
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+
+
+def capability_statement(software_version: str, date: str) -> dict[str, Any]:
+    """The CapabilityStatement of GET /fhir/metadata: what the export offers."""
+    resources = [
+        {
+            "type": kind,
+            "profile": f"{CORE_PROFILE}{kind}",
+            "documentation": "Exported per case (GET /cases/{id}/fhir) and in bulk "
+            "(GET /fhir/$export); not searchable here.",
+        }
+        for kind in RESOURCE_TYPES
+    ]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "publisher": "ipt-workflow",
+        "kind": "instance",
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
+        "software": {"name": "ipt-workflow", "version": software_version},
+        "implementation": {
+            "description": "IPT case records as HL7 FHIR R4: an EpisodeOfCare per "
+            "case, Conditions for its focus, CarePlans for its contracts, "
+            "Encounters for its sessions, Observations for its measures and "
+            "outcome. Code systems and extensions under " + BASE + "."
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Send Authorization: Bearer <token> of the auditor "
+                "role (a clinician's token reads its cases' Bundles).",
+                "security": {
+                    "service": [
+                        {
+                            "coding": [
+                                _coding(
+                                    "http://terminology.hl7.org/CodeSystem/"
+                                    "restful-security-service",
+                                    "OAuth",
+                                )
+                            ],
+                            "text": "Bearer tokens made by `ipt-workflow keys add`",
+                        }
+                    ]
+                },
+                "resource": resources,
+                "operation": [
+                    {
+                        "name": "export",
+                        "definition": f"{BULK_DATA}/OperationDefinition/export",
+                        "documentation": "System-level export of the cases of the "
+                        "token's clinics: GET /fhir/$export with Prefer: "
+                        "respond-async; _since, _type and _outputFormat "
+                        "(application/fhir+ndjson) are supported.",
+                    }
+                ],
+            }
+        ],
     }

@@ -408,11 +408,23 @@ class TransitionBody(Body):
         ),
     )
     note: Note | None = None
-    maintenance_discussed: Flag = False
+    maintenance_discussed: Flag | None = Field(
+        default=None,
+        description="conclude: maintenance was discussed with the client (default "
+        "false)",
+    )
     termination_tasks: list[TerminationTask] = Field(
         default_factory=list,
         max_length=len(TerminationTask),
         description="conclude: the end-phase tasks done",
+    )
+    sessions: Count | None = within(
+        FOLLOW_UP_SESSIONS,
+        default=None,
+        description="accept_follow_up: the follow-up contract's sessions",
+    )
+    frequency: FollowUpFrequency | None = Field(
+        default=None, description="accept_follow_up: the follow-up contract's frequency"
     )
     added = ("termination_tasks",)
 
@@ -656,7 +668,14 @@ class HistoryItem(BaseModel):
 
 class HistoryPage(BaseModel):
     items: list[HistoryItem]
-    next_after_version: int | None
+    next_after: int | None = Field(
+        default=None,
+        description="Pass as `after` for the next page; absent on the last page",
+    )
+    next_after_version: int | None = Field(
+        deprecated=True,
+        description="The old name of `next_after` (null on the last page)",
+    )
 
 
 class Problem(BaseModel):

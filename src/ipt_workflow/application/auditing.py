@@ -99,31 +99,44 @@ def case_clinic(
 
 @dataclass(frozen=True)
 class FeedItem:
-    """One case event with its log position."""
+    """One case event with its log position and its case's clinic."""
 
     position: int
     event: DomainEventProtocol[UUID]
+    clinic_id: str
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """Case events of a page of the feed, and where the next page starts."""
+
+    items: list[FeedItem]
+    next_after: int
 
 
 def feed(
     app: CaseApplication, *, after: int, limit: int, clinics: Collection[str] | None
-) -> list[FeedItem]:
+) -> FeedPage:
     """Case events of these clinics (None: all) after a position, in log order.
 
     The recorder filters by a case-to-clinic index written with each new case, so
     nothing is decrypted to filter; positions may skip numbers but, since writers
-    commit in position order, no event can appear later below a position read.
+    commit in position order, no event can appear later below a position read. A
+    page looks at a bounded stretch of the log: `next_after` moves past it even
+    when none of its events was of these clinics.
     """
     found = _recorder(app).select_feed(after, limit, clinics)
-    return [
+    items = [
         FeedItem(
             n.id,
             app.mapper.to_domain_event(
                 StoredEvent(n.originator_id, n.originator_version, n.topic, n.state)
             ),
+            clinic,
         )
-        for n in found
+        for n, clinic in found.events
     ]
+    return FeedPage(items, found.scanned_to)
 
 
 # --- integrity --------------------------------------------------------------------

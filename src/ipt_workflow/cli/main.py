@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ipt_workflow import __version__
 from ipt_workflow.cli import audit as audit_cli
+from ipt_workflow.cli import webhooks as webhooks_cli
 
 if TYPE_CHECKING:
     from ipt_workflow.composition.settings import Settings
@@ -19,6 +23,9 @@ if TYPE_CHECKING:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipt-workflow", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="drive a demo course of every protocol")
     commands.add_parser("diagram", help="print docs/phases.md from the phase machine")
@@ -57,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     add = key_commands.add_parser("add", help="create a key and print its token once")
-    add.add_argument("--role", required=True, choices=["clinician", "auditor", "ops"])
+    add.add_argument(
+        "--role", required=True, choices=["clinician", "auditor", "ops", "admin"]
+    )
     add.add_argument(
         "--clinic",
         action="append",
@@ -69,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     audit_cli.add_parser(commands)
+    webhooks_cli.add_parser(commands)
     return parser
 
 
@@ -93,22 +103,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _projections(args)
     if args.command == "audit":
         return audit_cli.run(args, _settings())
+    if args.command == "webhooks":
+        webhooks_cli.dev_requested(args)
+        return webhooks_cli.run(args, _settings())
     return _serve(args)
 
 
 def _settings() -> Settings:
     """The settings from the environment, or exit 2 naming what is wrong."""
-    from pydantic import ValidationError
+    from ipt_workflow.composition.settings import settings_or_exit
 
-    from ipt_workflow.composition.settings import Settings
-
-    try:
-        settings = Settings()
-    except ValidationError as invalid:
-        for error in invalid.errors():
-            name = "IPT_" + "_".join(str(p) for p in error["loc"]).upper()
-            sys.stderr.write(f"configuration error: {name}: {error['msg']}\n")
-        raise SystemExit(2) from None
+    settings = settings_or_exit()
     from ipt_workflow.ops.logging import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
@@ -212,33 +217,58 @@ def _projections(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if args.dev:
-        # Workers are separate processes: they read their settings from here.
-        os.environ["IPT_DEV"] = "true"
+    from ipt_workflow.api.http import ProblemHttpToolsProtocol
+    from ipt_workflow.composition.bootstrap import (
+        DEV_FLAG,
+        SERVE_PID,
+        is_loopback,
+        prepare_storage,
+        production_problems,
+    )
+
+    if not args.dev and os.environ.get("IPT_DEV", "").strip().lower() not in (
+        "",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
+        sys.stderr.write(
+            "refusing to start: IPT_DEV is set in the environment; "
+            "development mode needs the --dev flag\n"
+        )
+        return 2
+    if args.dev and not is_loopback(args.host):
+        sys.stderr.write(
+            f"refusing to start: --dev serves the public dev tokens; it listens on "
+            f"a loopback address only, not {args.host}\n"
+        )
+        return 2
+    # Workers are separate processes: they read their settings from here.
+    os.environ["IPT_DEV"] = "true" if args.dev else "false"
+    os.environ[DEV_FLAG] = "1" if args.dev else "0"
     # One worker runs the projections itself; several leave them to
     # `ipt-workflow projections run`, so that no two runners share a read model.
     os.environ.setdefault(
         "IPT_RUN_PROJECTIONS", "true" if args.workers == 1 else "false"
     )
+    # Likewise the webhook dispatcher: `ipt-workflow webhooks run` beside several.
+    os.environ.setdefault("IPT_RUN_WEBHOOKS", "true" if args.workers == 1 else "false")
     settings = _settings()
-    from ipt_workflow.composition.bootstrap import (
-        prepare_storage,
-        production_problems,
-    )
-
-    problems = production_problems(settings)
+    problems = production_problems(settings, dev_flag=args.dev)
     if problems:
         for problem in problems:
             sys.stderr.write(f"refusing to start: {problem}\n")
         sys.stderr.write("(for trying the service out, use --dev)\n")
         return 2
     prepare_storage(settings)  # create tables once, not in every worker
+    os.environ["IPT_CREATE_TABLES"] = "false"  # the workers read their settings anew
     base = f"http://{args.host}:{args.port}"
     sys.stdout.write(f"ipt-workflow on {base} — interactive docs: {base}/docs\n")
     if settings.dev:
         sys.stdout.write(
-            "dev tokens for demo-clinic: dev-clinician, dev-auditor, dev-ops "
-            "(send `Authorization: Bearer dev-clinician`)\n"
+            "dev tokens for demo-clinic: dev-clinician, dev-auditor, dev-ops, "
+            "dev-admin (send `Authorization: Bearer dev-clinician`)\n"
         )
     sys.stdout.flush()
     from ipt_workflow.ops import metrics
@@ -246,12 +276,19 @@ def _serve(args: argparse.Namespace) -> int:
     # Several workers share their metrics through files (D32); the folder must
     # start empty, and every worker process inherits where it is.
     made_here = None
+    limits = None
     if args.workers > 1:
+        # Each worker exits when this process is gone, however it went (D45).
+        os.environ[SERVE_PID] = str(os.getpid())
         folder, made = metrics.prepare_multiprocess_dir(
             os.environ.get(metrics.MULTIPROC_DIR)
         )
         os.environ[metrics.MULTIPROC_DIR] = folder
         made_here = folder if made else None
+        if settings.rate_limit_state is None:
+            # The workers share one token bucket per API key through this file.
+            limits = Path(tempfile.mkdtemp(prefix="ipt-ratelimit-")) / "buckets.db"
+            os.environ["IPT_RATE_LIMIT_STATE"] = str(limits)
     try:
         uvicorn.run(
             "ipt_workflow.api.app:app_from_environment",
@@ -263,10 +300,16 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,  # our handler formats uvicorn's lines too
             access_log=False,  # the app writes one access line per request
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            # A worker is killed (its connections reset) when it misses a ping for
+            # this long: on a busy machine 5 s is reached by a healthy worker (D46).
+            timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
+            http=ProblemHttpToolsProtocol,
         )
     finally:
         if made_here is not None:
             metrics.remove_multiprocess_dir(made_here)
+        if limits is not None:
+            shutil.rmtree(limits.parent, ignore_errors=True)
     return 0
 
 

@@ -18,6 +18,8 @@ from ipt_workflow.storage.access_log import (
     SQLiteAccessLog,
 )
 from ipt_workflow.storage.audit import parse_checkpoint_keys
+from ipt_workflow.storage.connections import private_file
+from ipt_workflow.storage.exports import ExportJobs
 from ipt_workflow.storage.keys import KeyStore, PostgresKeyStore, SQLiteKeyStore
 
 
@@ -34,7 +36,7 @@ def build_key_store(settings: Settings) -> KeyStore:
     ensure_sqlite_directory(settings)
     if settings.backend == "sqlite":
         return SQLiteKeyStore(sqlite_path(settings.database_url))
-    return PostgresKeyStore(settings.database_url)
+    return PostgresKeyStore(settings.database_url, create_tables=settings.create_tables)
 
 
 def access_log_path(settings: Settings) -> str:
@@ -47,8 +49,11 @@ def build_access_log(settings: Settings) -> AccessLog:
     """Where reads of cases are recorded: never under the event log's write lock."""
     ensure_sqlite_directory(settings)
     if settings.backend == "sqlite":
+        private_file(access_log_path(settings))
         return SQLiteAccessLog(access_log_path(settings))
-    return PostgresAccessLog(settings.database_url)
+    return PostgresAccessLog(
+        settings.database_url, create_tables=settings.create_tables
+    )
 
 
 def build_checkpointer(
@@ -64,3 +69,8 @@ def build_checkpointer(
         every_events=settings.checkpoint_every_events,
         every_seconds=settings.checkpoint_every_minutes * 60 or math.inf,
     )
+
+
+def build_exports(settings: Settings) -> ExportJobs:
+    """The FHIR bulk export jobs, in the folder every worker shares."""
+    return ExportJobs(Path(settings.export_dir))

@@ -27,6 +27,7 @@ from ipt_workflow.composition.settings import (
     sqlite_path,
 )
 from ipt_workflow.ops.supervisor import ProjectionSupervisor, Runner, StartOne
+from ipt_workflow.storage.connections import private_file
 from projections.base import CASE_TOPICS
 from projections.catalog import CATALOG, Entry
 from projections.store import Batch, PostgresReadModelView, ReadModelView
@@ -66,6 +67,8 @@ def open_view(
     """A view of one read model, its tables created if missing."""
     ensure_sqlite_directory(settings)
     view_name = name or entry.name
+    if settings.backend == "sqlite":
+        private_file(projection_path(settings, view_name))
     env = Environment(view_name, {**os.environ, **projection_env(settings, view_name)})
     factory: Any = InfrastructureFactory.construct(env=env)
     for attempt in range(OPEN_ATTEMPTS):
@@ -89,6 +92,9 @@ def start_runners(settings: Settings) -> list[ProjectionRunner[Any, Any]]:
     """One running ProjectionRunner per read model (each resumes from its position)."""
     ensure_sqlite_directory(settings)
     env = projection_env(settings)
+    if settings.backend == "sqlite":
+        for name in CATALOG:
+            private_file(projection_path(settings, name))
     runners: list[ProjectionRunner[Any, Any]] = []
     try:
         for entry in CATALOG.values():
@@ -113,11 +119,21 @@ def stop_runners(runners: Iterable[ProjectionRunner[Any, Any]]) -> None:
 class ReadModels:
     """Readers of every read model, for the API."""
 
+    wait_seconds = WAIT_SECONDS
+
     def __init__(self, settings: Settings, app: CaseApplication) -> None:
         self.app = app
         self.views = {
             name: open_view(settings, entry) for name, entry in CATALOG.items()
         }
+
+    def head(self) -> int:
+        """The position of the last event in the log (0: none yet)."""
+        return self.app.recorder.max_notification_id() or 0
+
+    def not_reached(self, position: int, names: Iterable[str]) -> list[str]:
+        """Which of these read models have not yet reached `position`."""
+        return [n for n in names if not self.reached(n, position)]
 
     def position(self, name: str) -> int:
         return self.views[name].max_tracking_id(self.app.name) or 0
@@ -197,6 +213,7 @@ def rebuild(settings: Settings, name: str, batch: int = REBUILD_BATCH) -> Rebuil
     Stop the projection runners first: a runner still writing to the old tables
     would not see the swap.
     """
+    settings = _creating(settings)
     fresh_name = name + REBUILD_SUFFIX
     report = fold_into(settings, name, fresh_name, batch)
     _swap(settings, CATALOG[name], fresh_name)
@@ -207,6 +224,7 @@ def fold_into(
     settings: Settings, name: str, view_name: str, batch: int = REBUILD_BATCH
 ) -> RebuildReport:
     """Fold the whole log into a fresh view of a read model named `view_name`."""
+    settings = _creating(settings)
     entry = CATALOG[name]
     app = build_application(settings)
     _drop(settings, entry, view_name)
@@ -231,6 +249,11 @@ def fold_into(
         fresh.datastore.close()  # type: ignore[attr-defined]
         app.close()
     return RebuildReport(name, count, time.perf_counter() - started)
+
+
+def _creating(settings: Settings) -> Settings:
+    """A rebuild makes tables of its own, whatever `create_tables` says."""
+    return settings.model_copy(update={"create_tables": True})
 
 
 def _drop(settings: Settings, entry: Entry, view_name: str) -> None:

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ipt_workflow.composition.webhook_settings import WebhookSettings
 from ipt_workflow.storage.audit import parse_checkpoint_keys
 from ipt_workflow.storage.cipher import parse_keys
+from ipt_workflow.storage.connections import private_file
 
 DEV_REFERENCE_KEY = "ipt-workflow-development-reference-key"
+MIN_REFERENCE_KEY = 32
 _LEVELS = ("debug", "info", "warning", "error")
 
 
-class Settings(BaseSettings):
-    """Every setting, read from `IPT_*` environment variables."""
+class Settings(WebhookSettings, BaseSettings):
+    """Every setting, read from `IPT_*` environment variables (the webhooks' own
+    in composition/webhook_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="IPT_", frozen=True, extra="ignore")
 
@@ -36,11 +41,29 @@ class Settings(BaseSettings):
     run_projections: bool = False
     """Run the projection runners inside the API process (one worker only)."""
 
-    rate_limit_per_second: float = 20.0
-    """Sustained requests per second per token (0: no limit)."""
+    rate_limit_per_second: float = 50.0
+    """Sustained requests per second per token (0: no limit); shared by the workers
+    of one server (D7x)."""
 
-    rate_limit_burst: float = 100.0
+    rate_limit_burst: float = 500.0
     """Requests a token may send at once before the sustained rate applies."""
+
+    auth_failures_per_minute: float = Field(default=30.0, ge=0)
+    """Failed authentications a client address may make per minute (0: no limit)."""
+
+    auth_failures_burst: float = Field(default=20.0, ge=1)
+    """Failed authentications a client address may make at once."""
+
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    """How long a looked-up API key is remembered: a revoked key works for up to
+    this long in each API process (0: every request looks its key up)."""
+
+    create_tables: bool = True
+    """Create missing tables when a process starts. `serve` creates them once and
+    turns this off for its workers; off, a process needs no DDL rights (D90)."""
+    rate_limit_state: str | None = None
+    """The SQLite file the workers of one server share their buckets through; `serve`
+    sets it for several workers (unset: each process counts alone)."""
 
     postgres_pool_size: int = 5
     postgres_max_overflow: int = 10
@@ -73,6 +96,13 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(default=30, ge=1)
     """On SIGTERM, how long `serve` lets in-flight requests finish."""
 
+    worker_healthcheck_seconds: int = Field(default=30, ge=5)
+    """How long a worker of `serve --workers N` may miss its parent's ping before
+    the parent kills and replaces it."""
+    export_dir: str = "./var/exports"
+    """Where FHIR bulk exports keep their files for an hour; every worker (and, with
+    several replicas, every replica) must see the same folder."""
+
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
     def _case_insensitive(cls, value: object) -> object:
@@ -93,12 +123,31 @@ class Settings(BaseSettings):
             parse_checkpoint_keys(key.get_secret_value())
         return key
 
+    @field_validator("reference_key")
+    @classmethod
+    def _long_reference_key(cls, key: SecretStr) -> SecretStr:
+        if len(key.get_secret_value()) < MIN_REFERENCE_KEY:
+            raise ValueError(f"must be at least {MIN_REFERENCE_KEY} characters")
+        return key
+
     @field_validator("cipher_key")
     @classmethod
     def _valid_keys(cls, key: SecretStr | None) -> SecretStr | None:
         if key is not None:
             parse_keys(key.get_secret_value())
         return key
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, for the logs to remove."""
+        found = [self.reference_key.get_secret_value()]
+        for key in (self.cipher_key, self.checkpoint_key):
+            if key is not None:
+                text = key.get_secret_value()
+                found += [text, *(part.strip() for part in text.split(","))]
+        password = urlsplit(self.database_url).password
+        if password:
+            found += [password, unquote(password)]
+        return [value for value in found if value]
 
     @property
     def backend(self) -> Literal["sqlite", "postgres"]:
@@ -113,6 +162,7 @@ class Settings(BaseSettings):
             # POSTGRES_ENABLE_DB_FUNCTIONS stays off: in 9.5.6 it lets commits land
             # out of order and projections skip events (reference notes §7).
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "CREATE_TABLE": "y" if self.create_tables else "n",
         }
         if self.cipher_key is not None:
             env["CIPHER_TOPIC"] = "ipt_workflow.storage.cipher:KeyRingCipher"
@@ -151,6 +201,17 @@ class Settings(BaseSettings):
         return env
 
 
+def settings_or_exit() -> Settings:
+    """The settings from the environment, or exit 2 naming what is wrong."""
+    try:
+        return Settings()
+    except ValidationError as invalid:
+        for error in invalid.errors():
+            name = "IPT_" + "_".join(str(p) for p in error["loc"]).upper()
+            sys.stderr.write(f"configuration error: {name}: {error['msg']}\n")
+        raise SystemExit(2) from None
+
+
 def backend_of(url: str) -> Literal["sqlite", "postgres"]:
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
@@ -172,8 +233,8 @@ def sqlite_path(url: str) -> str:
 
 
 def ensure_sqlite_directory(settings: Settings) -> None:
-    """SQLite creates the file, not its folder."""
+    """SQLite creates the file, not its folder; the events' file is private."""
     if settings.backend == "sqlite":
-        Path(sqlite_path(settings.database_url)).parent.mkdir(
-            parents=True, exist_ok=True
-        )
+        path = Path(sqlite_path(settings.database_url))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)

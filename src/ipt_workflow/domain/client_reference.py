@@ -1,9 +1,11 @@
-"""ClientReference: the one open case of a client at a clinic.
+"""ClientReference: the one open case of a client at a clinic, and all its cases.
 
 Its id is a keyed hash of clinic and `client_ref` (made by the application), so
 the raw reference is never an id. Saving it with the case that claims it makes
 "at most one open case per client" atomic: two concurrent opens both try to
-write the same (id, version) and one of them loses.
+write the same (id, version) and one of them loses. Every claim names its case,
+so the reference also remembers the client's earlier, ended cases (the lookup by
+client_ref); references stored before it remembered them fold the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class ClientReference(Aggregate):
 
         def apply(self, ref: ClientReference) -> None:
             ref.open_case_id = self.case_id
+            ref.case_ids = (*ref.case_ids, self.case_id)
 
     class Registered(Claimed, Aggregate.Created):
         pass
@@ -37,6 +40,8 @@ class ClientReference(Aggregate):
 
     def __init__(self) -> None:
         self.open_case_id: UUID | None = None
+        self.case_ids: tuple[UUID, ...] = ()
+        """Every case that claimed the reference, oldest first."""
 
     @classmethod
     def register(cls, reference_id: UUID, case_id: UUID) -> ClientReference:

@@ -50,6 +50,30 @@ CLIENT_FIELDS = frozenset(
 """Keys whose values are client data or may hold it (free text, bodies, payloads)."""
 
 REDACTED = "[client data removed]"
+SECRET_REMOVED = "[secret removed]"
+SECRET_FIELDS = frozenset(
+    {
+        "authorization",
+        "token",
+        "password",
+        "secret",
+        "cipher_key",
+        "checkpoint_key",
+        "reference_key",
+        "api_key",
+    }
+)
+"""Keys whose values are secrets, removed wherever they appear in a line."""
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)(bearer\s+)[^\s'\",;]+"), r"\1" + SECRET_REMOVED),
+    (re.compile(r"ipt_[0-9a-f]{8}_[A-Za-z0-9_-]{43}"), SECRET_REMOVED),
+    (
+        re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)[^@\s'\"]+@"),
+        r"\1" + SECRET_REMOVED + "@",
+    ),
+]
+"""Secrets inside text: bearer tokens, issued API tokens, URL passwords."""
+_known_secrets: set[str] = set()
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 """Probes and scrapes: their successful answers are logged at debug level."""
@@ -58,6 +82,21 @@ _configured: tuple[str, str] | None = None
 
 http_log = structlog.get_logger("ipt_workflow.http")
 command_log = structlog.get_logger("ipt_workflow.commands")
+
+
+def register_secrets(*values: str) -> None:
+    """Configured secrets (keys, passwords): removed from every line, as text."""
+    _known_secrets.update(v for v in values if len(v) >= 8)
+
+
+def remove_secrets(text: str) -> str:
+    """The text with every secret this process knows of, or can recognise, removed."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, SECRET_REMOVED)
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
@@ -79,11 +118,16 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     ]
     renderer: Any
     if console:
-        renderer = structlog.dev.ConsoleRenderer()
-        last: list[Any] = []
+        # Never the default formatter: it prints every frame's local variables,
+        # tokens and settings among them.
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback
+        )
     else:
         renderer = structlog.processors.JSONRenderer()
-        last = [structlog.processors.format_exc_info]
+    # Tracebacks become text before the scrubber, in both formats, so that the
+    # scrubber sees them too.
+    last: list[Any] = [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -131,23 +175,28 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
 def scrub_client_data(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Remove client data from a log line, including keys nested in dicts and lists.
+    """Remove client data and secrets from a log line, at any depth.
 
     Values that are not plain data are reduced to their type's name, so no model's
-    repr can carry a client's data into a line either.
+    repr can carry a client's data into a line either; text (tracebacks included)
+    loses bearer tokens, API tokens, URL passwords and the configured keys.
     """
-    return {
-        key: REDACTED if _is_client_field(key) else _scrub(value, 0)
-        for key, value in event_dict.items()
-    }
+    return {key: _scrub_field(key, value, 0) for key, value in event_dict.items()}
 
 
-def _is_client_field(key: object) -> bool:
-    return str(key).lower() in CLIENT_FIELDS
+def _scrub_field(key: object, value: Any, depth: int) -> Any:
+    name = str(key).lower()
+    if name in SECRET_FIELDS:
+        return SECRET_REMOVED
+    if name in CLIENT_FIELDS:
+        return REDACTED
+    return _scrub(value, depth)
 
 
 def _scrub(value: Any, depth: int) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return remove_secrets(value)
+    if value is None or isinstance(value, int | float | bool):
         return value
     if isinstance(value, UUID | datetime | date):
         return str(value)
@@ -160,10 +209,7 @@ def _scrub(value: Any, depth: int) -> Any:
     elif is_dataclass(value) and not isinstance(value, type):
         value = asdict(value)
     if isinstance(value, Mapping):
-        return {
-            str(k): REDACTED if _is_client_field(k) else _scrub(v, depth + 1)
-            for k, v in value.items()
-        }
+        return {str(k): _scrub_field(k, v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_scrub(v, depth + 1) for v in value]
     return f"<{type(value).__name__}>"

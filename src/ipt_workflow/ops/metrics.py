@@ -240,12 +240,13 @@ class _Forward(Collector):
         yield from self.registry.collect()
 
 
-def exposition(extra: Collector) -> bytes:
+def exposition(*extra: Collector) -> bytes:
     """The Prometheus text of every metric: this process's or every worker's."""
     registry = CollectorRegistry()
     if is_multiprocess():
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_Forward(REGISTRY))
-    registry.register(extra)
+    for collector in extra:
+        registry.register(collector)
     return generate_latest(registry)

@@ -45,6 +45,16 @@ class AccessLog(Protocol):
         route: str,
     ) -> None: ...
 
+    def record_many(
+        self,
+        *,
+        actor: str,
+        role: str,
+        key_id: str,
+        cases: Collection[tuple[UUID, str]],
+        route: str,
+    ) -> None: ...
+
     def query(
         self,
         *,
@@ -96,16 +106,39 @@ class _SqlAccessLog(ABC):
         route: str,
     ) -> None:
         """Record one read of a case."""
+        self.record_many(
+            actor=actor,
+            role=role,
+            key_id=key_id,
+            cases=[(case_id, clinic_id)],
+            route=route,
+        )
+
+    def record_many(
+        self,
+        *,
+        actor: str,
+        role: str,
+        key_id: str,
+        cases: Collection[tuple[UUID, str]],
+        route: str,
+    ) -> None:
+        """Record one read of each of these (case, clinic), in one transaction."""
+        if not cases:
+            return
         at = datetime.now(UTC).isoformat(timespec="microseconds")
         with self._cursor() as c:
             self._before_insert(c)
-            c.execute(
+            c.executemany(
                 self._sql(
                     "INSERT INTO access_log "
                     "(at, actor, role, key_id, clinic_id, case_id, route) "
                     "VALUES (?,?,?,?,?,?,?)"
                 ),
-                (at, actor, role, key_id, clinic_id, str(case_id), route),
+                [
+                    (at, actor, role, key_id, clinic_id, str(case_id), route)
+                    for case_id, clinic_id in cases
+                ],
             )
 
     def query(
@@ -170,11 +203,12 @@ class PostgresAccessLog(_SqlAccessLog):
     placeholder = "%s"
     id_column = "id bigserial PRIMARY KEY"
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, create_tables: bool = True) -> None:
         self.pool = small_pool(conninfo)
-        with self._cursor() as c:
-            for statement in self._create():
-                c.execute(statement)
+        if create_tables:
+            with self._cursor() as c:
+                for statement in self._create():
+                    c.execute(statement)
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:

@@ -160,6 +160,23 @@ def heads_digest(heads: Iterable[Head]) -> str:
     return digest.hexdigest()
 
 
+FEED_SCAN = 10_000
+"""Log positions one feed page looks at, at most, whatever it finds there."""
+
+
+@dataclass(frozen=True)
+class FeedRows:
+    """A page of the feed: case events with their clinics, and how far it looked.
+
+    `scanned_to` is the last position the page looked at: every position up to it
+    is committed (it is at most the head read first), so a reader may go on after
+    it even when no event there was one of its clinics.
+    """
+
+    events: list[tuple[Notification, str]]
+    scanned_to: int
+
+
 class AuditRecorder(Protocol):
     """What the chained recorders offer an auditor, beside the library's methods."""
 
@@ -169,7 +186,7 @@ class AuditRecorder(Protocol):
     def select_case_clinic(self, case_id: UUID) -> str | None: ...
     def select_feed(
         self, after: int, limit: int, clinics: Collection[str] | None
-    ) -> Sequence[Notification]: ...
+    ) -> FeedRows: ...
     def select_log_rows(self, after: int, upto: int, limit: int) -> list[LogRow]: ...
     def select_aggregate_ids(self) -> set[UUID]: ...
     def select_checkpoints(self) -> list[Checkpoint]: ...

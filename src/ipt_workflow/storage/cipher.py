@@ -20,6 +20,12 @@ FINGERPRINT_BYTES = 8
 class UnknownCipherKeyError(ValueError):
     """Raised when a payload names a key that is not configured."""
 
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        super().__init__(
+            f"payload was encrypted with key {fingerprint}, which is not configured"
+        )
+
 
 def fingerprint(key: bytes) -> bytes:
     return hashlib.sha256(b"ipt-workflow key id" + key).digest()[:FINGERPRINT_BYTES]
@@ -60,8 +66,5 @@ class KeyRingCipher(Cipher):
         key_id = ciphertext[1 : 1 + FINGERPRINT_BYTES]
         cipher = self._ring.get(key_id)
         if cipher is None:
-            raise UnknownCipherKeyError(
-                f"payload was encrypted with key {key_id.hex()}, "
-                "which is not configured"
-            )
+            raise UnknownCipherKeyError(key_id.hex())
         return cipher.decrypt(ciphertext[1 + FINGERPRINT_BYTES :])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -18,9 +19,11 @@ from typing import Any, Literal, Protocol
 
 from ipt_workflow.storage.connections import small_pool, sqlite_cursor
 
-Role = Literal["clinician", "auditor", "ops"]
-ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops")
+Role = Literal["clinician", "auditor", "ops", "admin"]
+ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops", "admin")
 ALL_CLINICS = "*"
+TOKEN_FORMAT = re.compile(r"ipt_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
+"""The shape of every token `new_token` issues: nothing else is ever looked up."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class ApiKey:
 DEV_CLINIC = "demo-clinic"
 DEV_KEYS: dict[str, ApiKey] = {
     f"dev-{role}": ApiKey(f"dev-{role}", role, (DEV_CLINIC,), f"dev-{role}", "")
-    for role in ("clinician", "auditor", "ops")
+    for role in ROLES
 }
 """The fixed tokens of `--dev`, each its own key record."""
 
@@ -175,10 +178,11 @@ class PostgresKeyStore(_SqlKeyStore):
 
     placeholder = "%s"
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, create_tables: bool = True) -> None:
         self.pool = small_pool(conninfo)
-        with self._cursor() as c:
-            c.execute(self.create)
+        if create_tables:
+            with self._cursor() as c:
+                c.execute(self.create)
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:

@@ -16,17 +16,19 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 from eventsourcing.postgres import (
+    ConnectionPool,
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresFactory,
 )
-from eventsourcing.utils import retry
+from eventsourcing.utils import Environment, retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ipt_workflow.storage.chain import link
+from ipt_workflow.storage.connections import STEADY_METHODS
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.postgres_audit import PostgresAuditMixin
 
@@ -59,6 +61,12 @@ class ChainedPostgresApplicationRecorder(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        if datastore.enable_db_functions:
+            raise OSError("POSTGRES_ENABLE_DB_FUNCTIONS must stay off (D90)")
+        # The library creates its insert function even with the functions off, by
+        # CREATE OR REPLACE, which rewrites a catalog row every time: two processes
+        # starting together fail on "tuple concurrently updated". It is never called.
+        del self.sql_create_statements[self.create_insert_function_statement_index]
         self.hashes_table_name = f"{events_table_name}_hashes"
         self.check_identifier_length(self.hashes_table_name)
         table = SQL("{0}.{1}").format(
@@ -182,8 +190,18 @@ class BrieflyRetryingAggregateRecorder(PostgresAggregateRecorder):
     select_events = _briefly(PostgresAggregateRecorder, "select_events")
 
 
+_SteadyLibraryPool = type("SteadyLibraryPool", (ConnectionPool,), dict(STEADY_METHODS))
+"""The library's pool (it fetches passwords), recovering at once after a restart."""
+
+
 class ChainedPostgresFactory(PostgresFactory):
     """The library's PostgreSQL persistence with this project's recorders."""
 
     aggregate_recorder_class = BrieflyRetryingAggregateRecorder
     application_recorder_class = ChainedPostgresApplicationRecorder
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        # The datastore builds its pool itself and opens it later: give it the
+        # behaviour of ours before it makes any connection.
+        self.datastore.pool.__class__ = _SteadyLibraryPool

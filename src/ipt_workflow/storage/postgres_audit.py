@@ -12,7 +12,14 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from ipt_workflow.storage.audit import Checkpoint, CheckpointHead, Head, LogRow
+from ipt_workflow.storage.audit import (
+    FEED_SCAN,
+    Checkpoint,
+    CheckpointHead,
+    FeedRows,
+    Head,
+    LogRow,
+)
 
 _CHECKPOINT_COLUMNS = SQL(
     "seq, taken_at, log_head, range_start, range_events, range_digest, "
@@ -121,33 +128,53 @@ class PostgresAuditMixin:
 
     def select_feed(
         self, after: int, limit: int, clinics: Collection[str] | None
-    ) -> Sequence[Notification]:
-        """Case events after a position, of these clinics (None: all), in log order."""
+    ) -> FeedRows:
+        """Case events after a position, of these clinics (None: all), in log order.
+
+        A page looks at FEED_SCAN positions at most; the head is read first, and
+        writers commit in position order (the library's table lock), so every
+        position up to it is final and the page may be passed by `scanned_to`.
+        """
         if clinics is not None and not clinics:
-            return []
-        statement = SQL(
-            "SELECT e.notification_id, e.originator_id, e.originator_version, "
-            "e.topic, e.state FROM {0} e JOIN {1} c ON c.case_id = e.originator_id "
-            "WHERE e.notification_id > %s"
-        ).format(self._events, self._table("clinics"))
-        params: list[Any] = [after]
-        if clinics is not None:
-            statement += SQL(" AND c.clinic_id = ANY(%s)")
-            params.append(sorted(clinics))
-        statement += SQL(" ORDER BY e.notification_id LIMIT %s")
-        params.append(limit)
+            return FeedRows([], after)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT MAX(notification_id) AS head FROM {0}").format(self._events)
+            )
+            found = curs.fetchone()
+            head = (found["head"] if found else None) or 0
+            upto = min(head, after + FEED_SCAN)
+            if upto <= after:
+                return FeedRows([], after)
+            statement = SQL(
+                "SELECT e.notification_id, e.originator_id, e.originator_version, "
+                "e.topic, e.state, c.clinic_id FROM {0} e "
+                "JOIN {1} c ON c.case_id = e.originator_id "
+                "WHERE e.notification_id > %s AND e.notification_id <= %s"
+            ).format(self._events, self._table("clinics"))
+            params: list[Any] = [after, upto]
+            if clinics is not None:
+                statement += SQL(" AND c.clinic_id = ANY(%s)")
+                params.append(sorted(clinics))
+            statement += SQL(" ORDER BY e.notification_id LIMIT %s")
+            params.append(limit)
             curs.execute(statement, params)
-            return [
+            rows = curs.fetchall()
+        events = [
+            (
                 Notification(
                     id=row["notification_id"],
                     originator_id=row["originator_id"],
                     originator_version=row["originator_version"],
                     topic=row["topic"],
                     state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+                ),
+                str(row["clinic_id"]),
+            )
+            for row in rows
+        ]
+        full = len(events) == limit
+        return FeedRows(events, events[-1][0].id if full else upto)
 
     def select_positions(self, originator_id: UUID) -> dict[int, int]:
         """Each stored event's log position, by version."""

@@ -8,7 +8,14 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
-from ipt_workflow.storage.audit import Checkpoint, CheckpointHead, Head, LogRow
+from ipt_workflow.storage.audit import (
+    FEED_SCAN,
+    Checkpoint,
+    CheckpointHead,
+    FeedRows,
+    Head,
+    LogRow,
+)
 
 if TYPE_CHECKING:
     from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
@@ -81,36 +88,53 @@ class SQLiteAuditMixin:
 
     def select_feed(
         self, after: int, limit: int, clinics: Collection[str] | None
-    ) -> Sequence[Notification]:
-        """Case events after a position, of these clinics (None: all), in log order."""
-        params: list[object] = [after]
-        where = ""
-        if clinics is not None:
-            if not clinics:
-                return []
-            where = f"AND c.clinic_id IN ({','.join('?' * len(clinics))}) "
-            params += sorted(clinics)
-        params.append(limit)
-        # CROSS JOIN makes SQLite walk the log in order and look each case up,
-        # rather than walk the index and sort.
-        statement = (
-            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state "
-            f"FROM {self.events_table_name} e CROSS JOIN {CLINICS_TABLE} c "
-            f"ON c.case_id = e.originator_id WHERE e.rowid > ? {where}"
-            "ORDER BY e.rowid LIMIT ?"
-        )
+    ) -> FeedRows:
+        """Case events after a position, of these clinics (None: all), in log order.
+
+        A page looks at FEED_SCAN positions at most, so a poll by a quiet clinic
+        costs the same as any other; the head is read first, so every position up
+        to it is committed and the page may be passed by `scanned_to`.
+        """
+        if clinics is not None and not clinics:
+            return FeedRows([], after)
         with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, params)
-            return [
+            c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+            head = c.fetchone()[0] or 0
+            upto = min(head, after + FEED_SCAN)
+            if upto <= after:
+                return FeedRows([], after)
+            params: list[object] = [after, upto]
+            where = ""
+            if clinics is not None:
+                where = f"AND c.clinic_id IN ({','.join('?' * len(clinics))}) "
+                params += sorted(clinics)
+            params.append(limit)
+            # CROSS JOIN makes SQLite walk the log in order and look each case up,
+            # rather than walk the index and sort.
+            c.execute(
+                "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, "
+                f"e.state, c.clinic_id FROM {self.events_table_name} e "
+                f"CROSS JOIN {CLINICS_TABLE} c ON c.case_id = e.originator_id "
+                f"WHERE e.rowid > ? AND e.rowid <= ? {where}"
+                "ORDER BY e.rowid LIMIT ?",
+                params,
+            )
+            rows = c.fetchall()
+        events = [
+            (
                 Notification(
                     id=row[0],
                     originator_id=UUID(row[1]),
                     originator_version=row[2],
                     topic=row[3],
                     state=bytes(row[4]),
-                )
-                for row in c.fetchall()
-            ]
+                ),
+                str(row[5]),
+            )
+            for row in rows
+        ]
+        full = len(events) == limit
+        return FeedRows(events, events[-1][0].id if full else upto)
 
     def select_positions(self, originator_id: UUID) -> dict[int, int]:
         """Each stored event's log position, by version."""

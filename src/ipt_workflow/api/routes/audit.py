@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -15,6 +15,7 @@ from ipt_workflow.api import schemas as s
 from ipt_workflow.api.access import CaseReadsDep
 from ipt_workflow.api.deps import Auditor, Reader, ServicesDep
 from ipt_workflow.api.errors import ApiError, responses
+from ipt_workflow.api.fhir import MEDIA_TYPE as FHIR_MEDIA_TYPE
 from ipt_workflow.api.fhir import fhir_bundle
 from ipt_workflow.api.views import case_view, history_item
 from ipt_workflow.application import auditing as audit
@@ -84,14 +85,27 @@ def verify(
     response_class=JSONResponse,
     responses={
         200: {
-            "description": "An HL7 FHIR R4 Bundle (type collection) of the case",
+            "description": "An HL7 FHIR R4 Bundle of the case: `collection`, or "
+            "`transaction` with a conditional update per entry",
             "content": {
                 FHIR: {
                     "schema": {"type": "object"},
                     "example": {
                         "resourceType": "Bundle",
-                        "type": "collection",
-                        "entry": [],
+                        "type": "transaction",
+                        "entry": [
+                            {
+                                "fullUrl": "urn:uuid:7d0c4c1e-5f1a-5d3e-9b1e-"
+                                "0c1f2a3b4c5d",
+                                "resource": {"resourceType": "EpisodeOfCare"},
+                                "request": {
+                                    "method": "PUT",
+                                    "url": "EpisodeOfCare?identifier=https://"
+                                    "ipt-workflow.example.org/fhir/NamingSystem/"
+                                    "resource-id%7C7d0c4c1e-5f1a-5d3e-9b1e-0c1f2a3b4c5d",
+                                },
+                            }
+                        ],
                     },
                 }
             },
@@ -100,25 +114,45 @@ def verify(
     },
 )
 def fhir(
-    case_id: UUID, principal: Reader, svc: ServicesDep, reads: CaseReadsDep
+    case_id: UUID,
+    principal: Reader,
+    svc: ServicesDep,
+    reads: CaseReadsDep,
+    bundle_type: Annotated[
+        Literal["collection", "transaction"],
+        Query(
+            alias="type",
+            description="`transaction` to load into a FHIR server (conditional PUTs)",
+        ),
+    ] = "collection",
 ) -> JSONResponse:
-    """The case as an HL7 FHIR R4 Bundle: episode, contracts, sessions, measures."""
+    """The case as an HL7 FHIR R4 Bundle: episode, focus, plans, sessions, measures."""
     case = svc.cases.get_case(case_id, clinics=principal.clinics)
     events = svc.cases.case_events(case_id, after_version=0)[: case.version]
     reads.record(case)
-    bundle = fhir_bundle(case, events, timestamp=datetime.now(UTC))
-    return JSONResponse(bundle, media_type=FHIR)
+    bundle = fhir_bundle(case, events, timestamp=datetime.now(UTC), kind=bundle_type)
+    return JSONResponse(bundle, media_type=FHIR_MEDIA_TYPE)
 
 
 @router.get("/events", response_model=a.FeedPage, responses=LIST_ERRORS)
 def events(
     principal: Auditor,
     svc: ServicesDep,
+    reads: CaseReadsDep,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """The events of the caller's clinics in log order; positions may skip."""
-    found = audit.feed(svc.cases, after=after, limit=limit, clinics=principal.clinics)
+    """The events of the caller's clinics in log order; positions may skip.
+
+    Every case with an event on the page is recorded in the access log, once per
+    page, before the page is sent. `next_after` may pass positions of other
+    clinics' events even when the page is empty: poll again until it stops moving.
+    """
+    page = audit.feed(svc.cases, after=after, limit=limit, clinics=principal.clinics)
+    seen: dict[UUID, str] = {}
+    for item in page.items:
+        seen.setdefault(item.event.originator_id, item.clinic_id)
+    reads.record_ids(list(seen.items()))
     return {
         "items": [
             {
@@ -126,9 +160,9 @@ def events(
                 "case_id": str(item.event.originator_id),
                 **history_item(item.event),
             }
-            for item in found
+            for item in page.items
         ],
-        "next_after": found[-1].position if found else after,
+        "next_after": page.next_after,
     }
 
 
@@ -140,7 +174,7 @@ def access(
     actor: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Who read which case of the caller's clinics, when, through which route."""
     if svc.access is None:
         raise RuntimeError("no access log is configured")
@@ -149,9 +183,9 @@ def access(
         case_id=case_id,
         actor=actor,
         after=after,
-        limit=limit,
+        limit=limit + 1,
     )
-    return {
+    page: dict[str, Any] = {
         "items": [
             {
                 "id": e.id,
@@ -161,7 +195,9 @@ def access(
                 "case_id": str(e.case_id),
                 "route": e.route,
             }
-            for e in found
-        ],
-        "next_after": found[-1].id if found else after,
+            for e in found[:limit]
+        ]
     }
+    if len(found) > limit:  # absent on the last page, as on every list (D75)
+        page["next_after"] = found[limit - 1].id
+    return JSONResponse(page)

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ipt_workflow.api import schemas as s
 from ipt_workflow.api.access import CaseReadsDep
+from ipt_workflow.api.conditional import IfNoneMatch, not_modified
 from ipt_workflow.api.deps import Reader, ReadYourWrites, ServicesDep
 from ipt_workflow.api.errors import responses
 from ipt_workflow.api.routes.commands import Runner, answer
@@ -49,12 +50,11 @@ COMMAND_ERRORS = responses(400, 401, 403, 404, 409, 412, 413, 422, 429, 503)
 READ_ERRORS = responses(401, 403, 404, 422, 429, 503)
 CaseId = Annotated[UUID, "the case id"]
 
-FOLLOW_UP_DECISIONS = {Transition.accept_follow_up, Transition.decline_follow_up}
-"""Answers to an offer: sent as one decision to /follow-up/decision."""
 TransitionName = StrEnum(  # type: ignore[misc]
-    "TransitionName",
-    [(t.value, t.value) for t in TRANSITION_COMMANDS if t not in FOLLOW_UP_DECISIONS],
+    "TransitionName", [(t.value, t.value) for t in TRANSITION_COMMANDS]
 )
+"""Every transition a case's `transitions` names has its route (the answers to a
+follow-up offer also have the one-call /follow-up/decision)."""
 
 
 @router.post(
@@ -62,7 +62,7 @@ TransitionName = StrEnum(  # type: ignore[misc]
     status_code=201,
     response_model=s.CaseView,
     responses={
-        200: {"description": "The open case of this client_ref"},
+        200: {"description": "The open case of this client_ref", "model": s.CaseView},
         **COMMAND_ERRORS,
     },
 )
@@ -73,22 +73,37 @@ def open_case(body: s.CaseCreate, runner: Runner) -> JSONResponse:
         command, runner.context(body), idempotency=runner.claim(body, 201)
     )
     status = outcome.status or (201 if outcome.created else 200)
-    response = answer(outcome, case_view(outcome.case, outcome.position), status)
+    # Only an answer stored under the Idempotency-Key is a replay; the open case
+    # returned for its client_ref is an answer of its own (200).
+    replayed = outcome.status is not None
+    view = case_view(outcome.case, outcome.position)
+    response = answer(outcome, view, status, replayed=replayed)
     response.headers["Location"] = f"/cases/{outcome.case.id}"
     return response
 
 
-@router.get("/{case_id}", response_model=s.CaseView, responses=READ_ERRORS)
+@router.get(
+    "/{case_id}",
+    response_model=s.CaseView,
+    responses={
+        304: {"description": "The case is still at the version held"},
+        **responses(400),
+        **READ_ERRORS,
+    },
+)
 def get_case(
     case_id: CaseId,
     principal: Reader,
     svc: ServicesDep,
     _: ReadYourWrites,
     reads: CaseReadsDep,
-) -> JSONResponse:
+    held: IfNoneMatch,
+) -> Response:
     """The case now, with every transition's why-not."""
     case = svc.cases.get_case(case_id, clinics=principal.clinics)
     reads.record(case)
+    if unchanged := not_modified(held, case.version):
+        return unchanged
     position = svc.cases.position_of(case.id, case.version)
     outcome = Outcome(case, CommandResult(case.version), position)
     return answer(outcome, case_view(case, outcome.position), 200)
@@ -101,20 +116,26 @@ def history(
     svc: ServicesDep,
     _: ReadYourWrites,
     reads: CaseReadsDep,
-    after_version: Annotated[int, Query(ge=0, le=2**53)] = 0,
+    after: Annotated[int | None, Query(ge=0, le=2**53)] = None,
+    after_version: Annotated[
+        int | None,
+        Query(ge=0, le=2**53, deprecated=True, description="the old name of `after`"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The case's events in version order, a page at a time."""
     reads.record(svc.cases.get_case(case_id, clinics=principal.clinics))
-    events = svc.cases.case_events(
-        case_id, after_version=after_version, limit=limit + 1
-    )
+    start = after if after is not None else (after_version or 0)
+    events = svc.cases.case_events(case_id, after_version=start, limit=limit + 1)
     page = events[:limit]
     more = len(events) > limit
-    return {
+    body: dict[str, Any] = {
         "items": [history_item(e) for e in page],
         "next_after_version": page[-1].originator_version if more else None,
     }
+    if more:
+        body["next_after"] = page[-1].originator_version
+    return JSONResponse(body)
 
 
 @router.post(
@@ -231,10 +252,17 @@ def transition(
     runner: Runner,
     body: s.TransitionBody | None = None,
 ) -> JSONResponse:
-    """Move the case on: start_middle, start_end, conclude, close or withdraw."""
+    """Move the case on by one of the transitions its `transitions` lists."""
     kind = TRANSITION_COMMANDS[Transition(name.value)]
     takes = {f.name for f in fields(kind)}
-    given = set() if body is None else body.model_fields_set - {"on_behalf_of"}
+    # A field sent as null is a field not sent (generated clients send defaults).
+    given = set()
+    if body is not None:
+        given = {
+            f
+            for f in body.model_fields_set - {"on_behalf_of"}
+            if getattr(body, f) is not None
+        }
     if extra := sorted(given - takes):
         raise InvalidInput(
             [FieldError(f, f"{name.value} does not take this field") for f in extra]

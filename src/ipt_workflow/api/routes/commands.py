@@ -109,13 +109,24 @@ class CommandRunner:
             expected_version=self.expected,
             idempotency=self.claim(body, status, case_id),
         )
-        return answer(outcome, render(outcome), outcome.status or status)
+        replayed = self.key is not None and outcome.result.replayed
+        return answer(
+            outcome, render(outcome), outcome.status or status, replayed=replayed
+        )
 
 
-def answer(outcome: Outcome, content: dict[str, Any], status: int) -> JSONResponse:
+REPLAYED = "Idempotent-Replayed"
+"""Marks the first answer given again to a retry with the same Idempotency-Key."""
+
+
+def answer(
+    outcome: Outcome, content: dict[str, Any], status: int, *, replayed: bool = False
+) -> JSONResponse:
     headers = {"ETag": f'"{outcome.case.version}"'}
     if outcome.position is not None:
         headers["X-Position"] = str(outcome.position)
+    if replayed:
+        headers[REPLAYED] = "true"
     return JSONResponse(content, status_code=status, headers=headers)
 
 

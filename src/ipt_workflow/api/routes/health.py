@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg_pool
+from eventsourcing.persistence import MapperDeserialisationError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -14,6 +15,8 @@ from ipt_workflow.api.errors import problem
 from ipt_workflow.composition.bootstrap import Services
 from ipt_workflow.ops import metrics
 from ipt_workflow.ops.supervisor import ProjectionSupervisor
+from ipt_workflow.ops.webhooks import WebhookGauges
+from ipt_workflow.storage.cipher import UnknownCipherKeyError
 
 NO_TOKEN: dict[str, Any] = {"security": []}
 """Probes and scrapes take no token (api.md: role none)."""
@@ -72,7 +75,10 @@ def prometheus_metrics(request: Request, svc: ServicesDep) -> Response:
     collector = metrics.ScrapeTimeCollector(
         status, supervisor.running if supervisor is not None else None
     )
-    return Response(metrics.exposition(collector), media_type=metrics.CONTENT_TYPE)
+    extra: list[Any] = [collector]
+    if svc.webhooks is not None and status is not _unreachable:
+        extra.append(WebhookGauges(svc.webhooks))
+    return Response(metrics.exposition(*extra), media_type=metrics.CONTENT_TYPE)
 
 
 def _unreachable() -> list[dict[str, Any]]:
@@ -88,6 +94,8 @@ def supervisor_of(request: Request) -> ProjectionSupervisor | None:
 def readiness(svc: Services, supervisor: ProjectionSupervisor | None) -> dict[str, str]:
     """Each check's verdict: "ok" or what is wrong (names of read models, numbers)."""
     checks = {"database": _database(svc)}
+    if checks["database"] == "ok":
+        checks["events"] = _latest_event(svc)
     if supervisor is not None:
         stopped = sorted(n for n, alive in supervisor.running().items() if not alive)
         checks["projections"] = "stopped: " + ", ".join(stopped) if stopped else "ok"
@@ -122,6 +130,24 @@ def _database(svc: Services) -> str:
                 connection.execute("SELECT 1")
     except Exception as error:
         return f"unreachable ({type(error).__name__})"
+    return "ok"
+
+
+def _latest_event(svc: Services) -> str:
+    """Can the latest stored event be read with this server's keys?"""
+    recorder = svc.cases.recorder
+    try:
+        head = recorder.max_notification_id() or 0
+        found = recorder.select_notifications(start=head, limit=1) if head else []
+        for notification in found:
+            svc.cases.mapper.to_domain_event(notification)
+    except MapperDeserialisationError as error:
+        cause = error.__cause__
+        if isinstance(cause, UnknownCipherKeyError):
+            return f"unreadable: written with key {cause.fingerprint}, not configured"
+        return "unreadable: the latest event cannot be decrypted with these keys"
+    except Exception as error:
+        return f"unknown ({type(error).__name__})"
     return "ok"
 
 
