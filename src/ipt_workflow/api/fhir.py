@@ -32,6 +32,7 @@ from uuid import UUID, uuid5
 
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.facts import baseline_of, final_of
 from ipt_workflow.domain.protocols import PROTOCOLS
 
 FHIR_VERSION = "4.0.1"
@@ -64,6 +65,7 @@ CODE_SYSTEMS = {
     "contract": f"{BASE}/CodeSystem/contract",
     "session-kind": f"{BASE}/CodeSystem/session-kind",
     "instrument-total": f"{BASE}/CodeSystem/instrument-total",
+    "instrument-item": f"{BASE}/CodeSystem/instrument-item",
     "problem-area": f"{BASE}/CodeSystem/problem-area",
     "dispute-stage": f"{BASE}/CodeSystem/dispute-stage",
     "observation": f"{BASE}/CodeSystem/observation",
@@ -91,6 +93,17 @@ INSTRUMENT_CODES: dict[str, tuple[str, str, str]] = {
     "hamd17": (CODE_SYSTEMS["instrument-total"], "hamd17", "HAM-D-17 total"),
     "cdrsr": (CODE_SYSTEMS["instrument-total"], "cdrsr", "CDRS-R total score"),
 }
+
+RISK_ITEM_CODES: dict[str, tuple[str, str, str]] = {
+    "phq9": (
+        LOINC,
+        "44260-8",
+        "Thoughts that you would be better off dead, or of hurting yourself in some "
+        "way in the last 2 weeks [PHQ-9 item 9]",
+    ),
+    "bdi2": (CODE_SYSTEMS["instrument-item"], "bdi2-item9", "BDI-II item 9"),
+}
+"""The risk item of domain.md §8, exported as an Observation of its own."""
 
 PROBLEM_AREAS = {
     "grief": "Grief",
@@ -333,8 +346,14 @@ def case_resources(
         found.append(
             Resource("Observation", resource_id, _observation(ctx, measure, encounter))
         )
+        if measure.get("risk_item") is not None:
+            item_id = uuid5(case.id, f"Observation/{n}/risk-item")
+            found.append(
+                Resource("Observation", item_id, _risk_item(ctx, measure, resource_id))
+            )
     if case.outcome is not None:
-        found.append(_outcome(ctx, measures))
+        revised = any(isinstance(e, TherapyCase.OutcomeRevised) for e in events)
+        found.append(_outcome(ctx, measures, revised=revised))
     for resource in found:
         system, value = resource.identifier
         resource.body["meta"] = _meta(resource.kind)
@@ -350,17 +369,15 @@ def _conditions(ctx: _Context, walk: _Walk) -> Iterator[Resource]:
     if focus is None:
         return
     ended = ctx.case.phase in (Phase.closed, Phase.withdrawn)
+    # A suspected relapse in follow-up (domain.md §8) is the problem coming back.
+    status = "inactive" if ended else "relapse" if ctx.case.relapse else "active"
     for rank in ("primary", "secondary"):
         area = focus[f"{rank}_area"]
         if area is None:
             continue
         condition: dict[str, Any] = {
             "resourceType": "Condition",
-            "clinicalStatus": {
-                "coding": [
-                    _coding(CONDITION_CLINICAL, "inactive" if ended else "active")
-                ]
-            },
+            "clinicalStatus": {"coding": [_coding(CONDITION_CLINICAL, status)]},
             "verificationStatus": {
                 "coding": [_coding(CONDITION_VERIFICATION, "confirmed")]
             },
@@ -535,23 +552,45 @@ def _observation(
     return resource
 
 
-def _outcome(ctx: _Context, measures: Sequence[UUID]) -> Resource:
-    """The outcome of acute treatment: its classification, from which measures."""
+def _index_of(rows: Sequence[Any], row: object) -> int | None:
+    return next((n for n, r in enumerate(rows) if r is row), None)
+
+
+def _risk_item(
+    ctx: _Context, measure: Mapping[str, Any], total: UUID
+) -> dict[str, Any]:
+    """Item 9 of the measure whose total is `total`: a panel member of it."""
+    system, code, text = RISK_ITEM_CODES[measure["instrument"]]
+    return {
+        "resourceType": "Observation",
+        "extension": [
+            *_phase(measure["phase"]),
+            {"url": EPISODE_EXTENSION, "valueReference": ctx.episode},
+        ],
+        "status": "entered-in-error" if measure["voided"] else "final",
+        "category": [{"coding": [_coding(OBSERVATION_CATEGORY, "survey", "Survey")]}],
+        "code": {"coding": [_coding(system, code)], "text": text},
+        "subject": ctx.patient,
+        "effectiveDateTime": measure["measured_on"],
+        "valueInteger": measure["risk_item"],
+        "derivedFrom": [ctx.ref("Observation", total)],
+    }
+
+
+def _outcome(
+    ctx: _Context, measures: Sequence[UUID], *, revised: bool = False
+) -> Resource:
+    """The outcome of acute treatment: its classification, from which measures;
+    `amended` once a correction revised it (domain.md §7)."""
     case = ctx.case
     outcome = dict(case.outcome or {})
-    valid = [
-        (n, m)
-        for n, m in enumerate(case.measures)
-        if not m["voided"] and m["instrument"] == outcome["instrument"]
-    ]
-    baseline = next((n for n, m in valid if m["score"] == outcome["baseline"]), None)
-    final = next(
-        (n for n, m in reversed(valid) if m["score"] == outcome["final"]), None
-    )
+    rows = case.measures
+    baseline = _index_of(rows, baseline_of(rows))
+    final = _index_of(rows, final_of(rows))
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "extension": [{"url": EPISODE_EXTENSION, "valueReference": ctx.episode}],
-        "status": "final",
+        "status": "amended" if revised else "final",
         "category": [{"coding": [_coding(OBSERVATION_CATEGORY, "survey", "Survey")]}],
         "code": {
             "coding": [_coding(CODE_SYSTEMS["observation"], "acute-outcome")],
