@@ -123,3 +123,16 @@ def test_a_field_added_since_is_digested_when_it_is_given() -> None:
     body = schemas.MeasureRecord(**given, risk_item=1)
 
     assert schemas.stable_dump(body) == {**dumped, "risk_item": 1}
+
+
+def test_a_default_that_became_null_is_digested_as_it_first_was() -> None:
+    """conclude's `maintenance_discussed` defaulted to false in 0.1.0; it is null now
+    (a generated client sends it), and an empty body still digests as then."""
+    body = schemas.TransitionBody()
+
+    assert schemas.stable_dump(body) == {
+        "maintenance_discussed": False,
+        "note": None,
+        "on_behalf_of": None,
+        "reason": None,
+    }

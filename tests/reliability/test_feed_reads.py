@@ -6,6 +6,7 @@ The real app in-process over a real SQLite file and over the real PostgreSQL clu
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from tests.reliability.conftest import InProcess
 def measure(app: InProcess, case_id: str, score: int) -> None:
     answer = app.post(
         f"/cases/{case_id}/measures",
-        {"instrument": "phq9", "score": score, "measured_on": "2026-10-01"},
+        # today: the cases open today, so their intake bounds earlier dates (§7)
+        {"instrument": "phq9", "score": score, "measured_on": date.today().isoformat()},
     )
     assert answer.status_code == 200, answer.text
 

@@ -167,6 +167,9 @@ def stable_dump(body: BaseModel) -> dict[str, Any]:
 
 def _drop_added(model: BaseModel, data: dict[str, Any]) -> None:
     data.update(getattr(model, "dumped_before", {}))
+    for name, first in getattr(model, "first_defaults", {}).items():
+        if data.get(name) is None:
+            data[name] = first
     fields = type(model).model_fields
     for name in getattr(model, "added", ()):
         if getattr(model, name) == fields[name].get_default(call_default_factory=True):
@@ -426,7 +429,9 @@ class TransitionBody(Body):
     frequency: FollowUpFrequency | None = Field(
         default=None, description="accept_follow_up: the follow-up contract's frequency"
     )
-    added = ("termination_tasks",)
+    added = ("termination_tasks", "sessions", "frequency")
+    first_defaults: ClassVar[dict[str, Any]] = {"maintenance_discussed": False}
+    """A default that changed (to null, for generated clients), as first digested."""
 
 
 class FollowUpOffer(Body):
