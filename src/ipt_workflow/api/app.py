@@ -11,9 +11,10 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ipt_workflow.api import errors
+from ipt_workflow.api import console, errors
 from ipt_workflow.api.routes import audit, cases, health, projections
 from ipt_workflow.composition.bootstrap import Services, bootstrap, start_background
+from ipt_workflow.composition.console import build_console
 from ipt_workflow.composition.settings import Settings
 from ipt_workflow.ops.logging import RequestContext, configure_logging
 from ipt_workflow.ops.metrics import worker_exiting
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(audit.cases_router)
     app.include_router(audit.router)
     app.include_router(health.router)
+    console.install(app, build_console(settings))
     app.add_middleware(BodyLimit)
     app.add_middleware(
         RequestContext, pools=lambda: health.service_pools(app.state.services)

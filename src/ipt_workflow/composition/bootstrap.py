@@ -26,6 +26,7 @@ from ipt_workflow.ops.ratelimit import RateLimiter
 from ipt_workflow.ops.supervisor import ProjectionSupervisor
 from ipt_workflow.storage.access_log import AccessLog
 from ipt_workflow.storage.keys import DEV_KEYS, ApiKey, KeyStore
+from ipt_workflow.storage.webhook_status import WebhookStatusSource
 
 KEY_CACHE_SECONDS = 5.0
 
@@ -41,6 +42,8 @@ class Services:
     read_models: ReadModels | None = None
     access: AccessLog | None = None
     """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
+    webhook_status: WebhookStatusSource | None = None
+    """The subscriptions' delivery state, once webhooks exist (None: not configured)."""
     _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     def find_key(self, token: str) -> ApiKey | None:
