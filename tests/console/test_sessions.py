@@ -78,8 +78,10 @@ def test_outside_dev_mode_the_session_cookie_is_secure_and_host_only(
     }
     env = {**os.environ, **secrets}
     made = subprocess.run(
-        [sys.executable, "-m", "ipt_workflow.cli.main", "keys", "add"]
-        + ["--role", "auditor", "--clinic", "clinic-a", "--actor", "audit-team"],
+        [
+            *(sys.executable, "-m", "ipt_workflow.cli.main", "keys", "add"),
+            *("--role", "auditor", "--clinic", "clinic-a", "--actor", "audit-team"),
+        ],
         env=env,
         capture_output=True,
         text=True,
