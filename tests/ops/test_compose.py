@@ -15,6 +15,7 @@ SECRETS = {
     "IPT_CIPHER_KEY": "cipher-from-the-environment",
     "IPT_REFERENCE_KEY": "reference-from-the-environment",
     "IPT_CHECKPOINT_KEY": "checkpoint-from-the-environment",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-from-the-environment",
 }
 
 
@@ -41,6 +42,8 @@ def test_docker_compose_config_validates_with_secrets_from_the_environment() -> 
         "api",
         "projections",
         "prometheus",
+        "alertmanager",
+        "grafana",
     }
     for value in SECRETS.values():
         assert value in rendered.stdout
