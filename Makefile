@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-.PHONY: run demo test lint format diagram clean
+.PHONY: run demo test lint format diagram console-screenshots clean
 
 $(READY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ format: $(READY)
 
 diagram: $(READY)
 	$(BIN)/ipt-workflow diagram > docs/phases.md
+
+# The console's pages in Chromium; the screenshots the tests keep become the docs'.
+console-screenshots: $(READY)
+	$(BIN)/pytest -q tests/console/test_console_in_browser.py
+	mkdir -p docs/console
+	cp tests/artifacts/*.png docs/console/
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from ipt_workflow.domain.courses import Course
 from tests.console.conftest import Clinic
-from tests.support.browser import Guarded, screenshot, sign_in
+from tests.support.browser import ARTIFACTS, Guarded, screenshot, sign_in
 from tests.support.drivers import OverHttp
 
 WAIT_MS = 15_000
@@ -190,6 +190,7 @@ class TestAuditor:
         ).click()
         listed = page.locator("main table tbody tr a")
         ids = sorted(listed.all_inner_texts())
+        screenshot(page, "cases-of-a-phase")
         page.get_by_role("link", name=clinic.middle[0]).click()
 
         assert ids == sorted(clinic.middle)
@@ -212,6 +213,10 @@ class TestAuditor:
         page.keyboard.press("Home")
         expect(page.get_by_test_id("as-of-version")).to_have_text("1")
         at_start = page.get_by_test_id("as-of-phase").inner_text()
+        page.locator("#h-replay").scroll_into_view_if_needed()
+        page.locator("section", has=page.locator("#h-replay")).screenshot(
+            path=str(ARTIFACTS / "replay-at-version-1.png")
+        )
         page.keyboard.press("End")
         expect(page.get_by_test_id("as-of-version")).to_have_text(str(latest))
         at_end = page.get_by_test_id("as-of-phase").inner_text()
@@ -341,6 +346,8 @@ def test_a_home_page_lists_only_the_sections_of_the_role(
         sign_in(page, token)
         nav = page.get_by_role("navigation", name="Sections")
         sections[token] = nav.get_by_role("link").all_inner_texts()
+        if token == "dev-auditor":
+            screenshot(page, "home")
         page.get_by_role("button", name="Sign out").click()
 
     assert sections == {
