@@ -167,6 +167,10 @@ class TestOps:
         page.goto("/console/ops")
         before = int(board_cell(page, "ipt@1", "beginning"))
         page.evaluate("window.__not_reloaded = true")
+        middle = page.locator("#panel-board tbody tr", has_text="ipt@1").locator(
+            'td[data-phase="middle"] a'
+        )
+        middle.focus()
 
         OverHttp(clinic.post).open(Course())
 
@@ -175,6 +179,11 @@ class TestOps:
         )
         expect(cell).to_have_text(str(before + 1), timeout=WAIT_MS)
         assert page.evaluate("window.__not_reloaded") is True
+        # A keyboard user's place survives the refresh.
+        assert (
+            page.evaluate("document.activeElement.id")
+            == "cell-demo-clinic-ipt@1-middle"
+        )
 
 
 class TestAuditor:

@@ -129,6 +129,17 @@ class TestSignIn:
         assert message in answer.text
         assert "ipt_console=" not in answer.headers.get("set-cookie", "")
 
+    def test_a_csrf_token_beyond_ascii_is_a_refusal_not_an_error(
+        self, sqlite_console: Console
+    ) -> None:
+        sqlite_console.csrf("/console/sign-in")  # the nonce cookie is set
+
+        answer = sqlite_console.client.post(
+            "/console/sign-in", data={"token": "dev-ops", "csrf_token": "\u00e9t\u00e9"}
+        )
+
+        assert answer.status_code == 403
+
     def test_a_json_body_instead_of_the_form_is_a_refusal_not_an_error(
         self, sqlite_console: Console
     ) -> None:
@@ -166,6 +177,8 @@ class TestPages:
             ("/console/cases/{case}?version=0", 422, "from 1 to 7"),
             ("/console/cases/{case}/replay?version=8", 422, "from 1 to 7"),
             ("/console/cases/{case}/replay?version=-1", 422, "from 1 to 7"),
+            ("/console/cases/{case}/replay?version=\u00b2", 422, "from 1 to 7"),
+            ("/console/cases/{case}?version=" + "9" * 5000, 422, "from 1 to 7"),
             ("/console/cases?clinic=demo-clinic&phase=nowhere", 422, "phase must be"),
             ("/console/ops/panels/secrets", 404, "There is no panel"),
             ("/console/no/such/page", 404, "no such page"),
@@ -256,6 +269,13 @@ class TestPages:
         forged = console.client.post(
             "/console/cases/find", data={"case_id": case_id, "csrf_token": "x"}
         )
+        unknown = console.client.post(
+            "/console/cases/find",
+            data={
+                "case_id": "00000000-0000-4000-8000-000000000000",
+                "csrf_token": csrf,
+            },
+        )
 
         assert found.status_code == 303
         assert found.headers["location"] == f"/console/cases/{case_id}"
@@ -265,6 +285,9 @@ class TestPages:
         assert foreign.status_code == 422
         assert "That clinic is not one of yours." in foreign.text
         assert forged.status_code == 403
+        assert unknown.status_code == 404
+        assert "No case with this id in your clinics." in unknown.text
+        assert 'id="case_id" name="case_id"' in unknown.text  # the form, to try again
 
 
 class TestWebhookPanel:

@@ -65,7 +65,12 @@ def test_the_projections_process_serves_running_position_and_lag(
         elsewhere = httpx.get(f"http://127.0.0.1:{port}/other", timeout=2)
     finally:
         process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
 
     assert code == 0
     assert elsewhere.status_code == 404

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Route,
+    WebError,
+    sync_playwright,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,6 +66,17 @@ class Guarded:
     base: str
     outside: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Script errors and console errors (a refused CSP shows here), less the
+    failed loads of pages a test expects to be refused."""
+
+    def console(self, message: ConsoleMessage) -> None:
+        text = message.text
+        if message.type == "error" and not text.startswith("Failed to load resource"):
+            self.errors.append(text)
+
+    def script_error(self, error: WebError) -> None:
+        self.errors.append(str(error.error))
 
     def guard(self, route: Route) -> None:
         url = route.request.url
@@ -84,11 +103,14 @@ def guarded_context(browser: Browser, base: str) -> Iterator[Guarded]:
     )
     guarded = Guarded(context, base)
     context.route("**/*", guarded.guard)
+    context.on("console", guarded.console)
+    context.on("weberror", guarded.script_error)
     try:
         yield guarded
     finally:
         context.close()
     assert guarded.outside == [], f"pages asked for outside URLs: {guarded.outside}"
+    assert guarded.errors == [], f"pages reported errors: {guarded.errors}"
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -102,7 +102,10 @@ class SessionSealer:
     def csrf_valid(self, binding: str | None, given: str | None) -> bool:
         if not binding or not given:
             return False
-        return hmac.compare_digest(self.csrf_token(binding), given)
+        # Bytes: compare_digest refuses str with characters beyond ASCII.
+        return hmac.compare_digest(
+            self.csrf_token(binding).encode(), given.encode("utf-8", "replace")
+        )
 
 
 def new_nonce() -> str:

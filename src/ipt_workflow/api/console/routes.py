@@ -7,6 +7,7 @@ services and scoping as the API; every read of a case is in the access log first
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ MAX_TOKEN = 512
 CASE_LIST_LIMIT = 50
 ACCESS_SHOWN = 50
 FHIR = "application/fhir+json"
+VERSION = re.compile(r"[0-9]{1,12}")
 
 
 def render(
@@ -323,7 +325,7 @@ def _reads(request: Request, svc: Services, who: Viewer) -> CaseReads:
 def _version(text: str | None, case: TherapyCase) -> int:
     if text is None or text == "":
         return case.version
-    if not text.isdigit() or not 1 <= int(text) <= case.version:
+    if not VERSION.fullmatch(text) or not 1 <= int(text) <= case.version:
         raise ConsoleError(
             422,
             "No such version",
@@ -356,18 +358,18 @@ def latest_reads(
 ) -> tuple[list[AccessEntry], int]:
     """The newest reads of a case (newest first) and how many there are in all."""
     assert svc.access is not None
-    found: list[AccessEntry] = []
-    after = 0
+    newest: list[AccessEntry] = []
+    total, after = 0, 0
     while True:
         page = svc.access.query(
             clinics=who.principal.clinics, case_id=case_id, after=after, limit=1000
         )
-        found.extend(page)
+        total += len(page)
+        newest = [*newest, *page][-shown:]
         if len(page) < 1000:
             break
         after = page[-1].id
-        found = found[-shown:]
-    return list(reversed(found[-shown:])), len(found)
+    return list(reversed(newest)), total
 
 
 @router.get("/cases", response_class=HTMLResponse)
@@ -484,7 +486,11 @@ def find_case(
     if not errors:
         if given_id:
             found = [UUID(given_id)]
-            _load(svc, who, found[0])  # 404 for an unknown case or another clinic
+            try:
+                _load(svc, who, found[0])
+            except ConsoleError:  # unknown, or of a clinic not the viewer's
+                status = 404
+                errors["case_id"] = "No case with this id in your clinics."
         else:
             found = cases_of_client(svc.cases, clinic_id, ref)
             if not found:
