@@ -144,6 +144,7 @@ class TestOps:
             "The Cases pages are for the auditor role; you are signed in as ops."
         )
         assert page.get_by_role("link", name="Cases").count() == 0
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
         screenshot(page, "refused")
 
     def test_a_clinician_sees_the_board_unsuppressed_and_is_refused_the_cases(

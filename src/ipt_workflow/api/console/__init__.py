@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ipt_workflow.api.console.auth import ConsoleError, SignInRequired
-from ipt_workflow.api.console.routes import HERE, render, router
+from ipt_workflow.api.console.routes import HERE, page_context, render, router
 from ipt_workflow.composition.console import ConsoleConfig
 
 SIGN_IN = "/console/sign-in"
@@ -33,10 +33,11 @@ def _console_error(request: Request, exc: Exception) -> Response:
             # htmx follows this header on any status: the whole page goes to sign-in.
             return Response(status_code=401, headers={"HX-Redirect": SIGN_IN})
         return RedirectResponse(SIGN_IN, status_code=303)
+    context = {"viewer": None} if exc.viewer is None else page_context(exc.viewer, "")
     return render(
         request,
         "error.html",
-        {"error": exc, "viewer": None},
+        {**context, "error": exc},
         status=exc.status,
         headers=exc.headers,
     )

@@ -38,10 +38,13 @@ class ConsoleError(Exception):
         title: str,
         detail: str,
         headers: dict[str, str] | None = None,
+        viewer: Viewer | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
         self.headers = headers or {}
+        self.viewer = viewer
+        """Who was refused, when known: the page keeps their navigation."""
 
 
 class SignInRequired(ConsoleError):
@@ -131,6 +134,7 @@ def section(name: str) -> Callable[..., Viewer]:
                 "Not for this role",
                 f"The {SECTION_TITLES[name]} pages are for the {roles} role; "
                 f"you are signed in as {who.principal.role}.",
+                viewer=who,
             )
         return who
 

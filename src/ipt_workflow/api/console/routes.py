@@ -98,7 +98,7 @@ def _clinics_label(who: Viewer) -> str:
     return "every clinic" if clinics is None else ", ".join(sorted(clinics))
 
 
-def _page(who: Viewer, section: str, **context: Any) -> dict[str, Any]:
+def page_context(who: Viewer, section: str, **context: Any) -> dict[str, Any]:
     return {
         "viewer": who,
         "section": section,
@@ -150,7 +150,7 @@ def home(request: Request, svc: ServicesDep, cfg: ConfigDep) -> Response:
         who = viewer(request, svc, cfg)
     except SignInRequired:
         return RedirectResponse("/console/sign-in", status_code=303)
-    return render(request, "home.html", _page(who, "home"))
+    return render(request, "home.html", page_context(who, "home"))
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -276,7 +276,7 @@ def operations(
     request: Request, who: OpsViewer, svc: ServicesDep, cfg: ConfigDep
 ) -> Response:
     """The operations board: every panel, each refreshing itself."""
-    context = _page(who, "ops", refresh=cfg.refresh_seconds, panels=PANELS)
+    context = page_context(who, "ops", refresh=cfg.refresh_seconds, panels=PANELS)
     for name in PANELS:
         context |= _panel(name, request, svc, who)
     return render(request, "ops.html", context)
@@ -289,7 +289,7 @@ def panel(
     """One panel of the board, as htmx asks for it every few seconds."""
     if name not in PANELS:
         raise ConsoleError(404, "Not found", f"There is no panel {name!r}.")
-    context = _page(who, "ops", refresh=cfg.refresh_seconds, panels=PANELS)
+    context = page_context(who, "ops", refresh=cfg.refresh_seconds, panels=PANELS)
     context |= _panel(name, request, svc, who)
     return render(request, f"panels/{name}.html", context)
 
@@ -402,7 +402,7 @@ def cases(
     return render(
         request,
         "cases.html",
-        _page(
+        page_context(
             who,
             "cases",
             listing=listing,
@@ -503,14 +503,14 @@ def find_case(
         return render(
             request,
             "cases.html",
-            _page(who, "cases", listing=None, form=form, errors=errors),
+            page_context(who, "cases", listing=None, form=form, errors=errors),
             status=status,
         )
     return RedirectResponse(f"/console/cases/{found[0]}", status_code=303)
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(
+def casepage_context(
     case_id: str,
     request: Request,
     who: AuditViewer,
@@ -525,7 +525,7 @@ def case_page(
     events = svc.cases.case_events(case.id)[: case.version]
     reads, reads_total = latest_reads(svc, who, case.id)
     check = audit.verify_case(svc.cases, case.id, list(cfg.checkpoint_keys))
-    context = _page(
+    context = page_context(
         who,
         "cases",
         case=case_view(case, svc.cases.position_of(case.id, case.version)),
@@ -551,7 +551,7 @@ def replay(
     case = _load(svc, who, _case_id(case_id))
     shown_version = _version(version, case)
     _reads(request, svc, who).record(case)
-    context = _page(
+    context = page_context(
         who, "cases", case={"id": str(case.id)}, **_as_of(svc, who, case, shown_version)
     )
     return render(request, "panels/as_of.html", context)
