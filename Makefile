@@ -12,7 +12,7 @@ R4_READY := $(R4_VENV)/.ready
 FHIR_SERVER := tests/fhir_server
 FHIR_SERVER_READY := $(FHIR_SERVER)/node_modules/.ready
 
-.PHONY: run demo test lint format diagram lock clean bench bench-quick
+.PHONY: run demo test lint format diagram lock clean bench bench-quick console-screenshots
 
 $(READY): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ lock: $(READY)
 
 diagram: $(READY)
 	$(BIN)/ipt-workflow diagram > docs/phases.md
+
+# The console's pages in Chromium; the screenshots the tests keep become the docs'.
+console-screenshots: $(READY)
+	$(BIN)/pytest -q tests/console/test_console_in_browser.py
+	mkdir -p docs/console
+	cp tests/artifacts/*.png docs/console/
 
 clean:
 	rm -rf $(VENV) $(R4_VENV) $(FHIR_SERVER)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -3,6 +3,8 @@ when their worker stopped beating, gone after their time."""
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -96,3 +98,27 @@ def test_no_more_jobs_run_than_allowed_and_old_ones_are_deleted(tmp_path: Path) 
 
     assert jobs.get(first.id, "key-1") is None
     assert not (tmp_path / first.id).exists()
+
+
+def test_an_exports_folder_and_files_are_readable_by_their_owner_only(
+    tmp_path: Path,
+) -> None:
+    """Caught in the merge with issue 13: the NDJSON files (clinical records) were
+    created with the umask's 0644 in a folder anyone on the machine could list."""
+    jobs = ExportJobs(tmp_path / "exports")
+    previous = os.umask(0o022)
+    try:
+
+        def produce(writer: JobWriter) -> None:
+            writer.write("Condition", {"resourceType": "Condition", "id": "c"})
+            writer.case_done()
+
+        job = jobs.start("key-1", "/fhir/$export", "2026-01-01T00:00:00+00:00", produce)
+        assert finished(jobs, job.id) == "completed"
+    finally:
+        os.umask(previous)
+    path = jobs.file(job.id, "key-1", "Condition")
+    assert path is not None
+
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -20,6 +20,7 @@ SECRETS = {
     "IPT_CIPHER_KEY": "cipher-from-the-environment",
     "IPT_REFERENCE_KEY": "reference-from-the-environment",
     "IPT_CHECKPOINT_KEY": "checkpoint-from-the-environment",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-from-the-environment",
 }
 
 
@@ -28,7 +29,15 @@ def test_the_compose_file_fits_the_compose_schema_with_secrets_from_the_env() ->
 
     validate(rendered)
     services = rendered["services"]
-    assert set(services) == {"postgres", "api", "projections", "webhooks", "prometheus"}
+    assert set(services) == {
+        "postgres",
+        "api",
+        "projections",
+        "webhooks",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    }
     for name in ("api", "projections", "webhooks"):
         environment = services[name]["environment"]
         assert environment["IPT_DATABASE_URL"] == (
@@ -42,6 +51,10 @@ def test_the_compose_file_fits_the_compose_schema_with_secrets_from_the_env() ->
     )
     assert services["projections"]["command"][1:3] == ["projections", "run"]
     assert services["webhooks"]["command"][1:3] == ["webhooks", "run"]
+    assert (
+        services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+        == (SECRETS["GRAFANA_ADMIN_PASSWORD"])
+    )
     command = services["api"]["command"]
     assert command[command.index("--workers") + 1] == "4"
     assert services["api"]["ports"] == ["8000:8000"]

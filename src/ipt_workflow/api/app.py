@@ -19,7 +19,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow import __version__
-from ipt_workflow.api import errors, openapi
+from ipt_workflow.api import console, errors, openapi
 from ipt_workflow.api.ratelimit_headers import RateLimitHeaders
 from ipt_workflow.api.routes import (
     audit,
@@ -40,6 +40,7 @@ from ipt_workflow.composition.bootstrap import (
     production_problems,
     start_background,
 )
+from ipt_workflow.composition.console import build_console
 from ipt_workflow.composition.settings import Settings, settings_or_exit
 from ipt_workflow.ops.logging import RequestContext, configure_logging, register_secrets
 from ipt_workflow.ops.metrics import worker_exiting
@@ -111,6 +112,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(bulk.router)
     app.include_router(health.router)
     app.include_router(problems.router)
+    console.install(app, build_console(settings))
     app.add_middleware(JsonShape)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyLimit)

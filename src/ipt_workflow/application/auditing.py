@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -363,8 +363,15 @@ def verify_case(
     return check
 
 
-def verify_log(app: CaseApplication, keys: Sequence[bytes]) -> LogCheck:
+Stage = Callable[[str, int, int], None]
+"""Told how far a check has come: (stage, done, total)."""
+
+
+def verify_log(
+    app: CaseApplication, keys: Sequence[bytes], on_progress: Stage | None = None
+) -> LogCheck:
     """The integrity of everything: checkpoints, the signed log ranges, every chain."""
+    told = on_progress or (lambda _stage, _done, _total: None)
     recorder = _recorder(app)
     checkpoints = recorder.select_checkpoints()
     all_rows = recorder.select_checkpoint_heads()
@@ -381,7 +388,7 @@ def verify_log(app: CaseApplication, keys: Sequence[bytes]) -> LogCheck:
         result.notes.append(
             "IPT_CHECKPOINT_KEY is not set: checkpoint signatures are not checked"
         )
-    for cp in checkpoints:
+    for n, cp in enumerate(checkpoints, 1):
         digest, heads = _scan(recorder, cp.range_start, cp.log_head)
         if (digest.count, digest.hexdigest()) != (cp.range_events, cp.range_digest):
             result.problems.append(
@@ -392,8 +399,9 @@ def verify_log(app: CaseApplication, keys: Sequence[bytes]) -> LogCheck:
             )
         elif heads_digest(heads.values()) != cp.heads_digest:
             result.problems.append(f"the heads of checkpoint #{cp.seq} do not match")
+        told("signed ranges", n, len(checkpoints))
     ids = recorder.select_aggregate_ids() | set(by_aggregate)
-    for aggregate_id in sorted(ids, key=lambda i: i.hex):
+    for n, aggregate_id in enumerate(sorted(ids, key=lambda i: i.hex), 1):
         result.cases.append(
             check_aggregate(
                 app,
@@ -402,6 +410,7 @@ def verify_log(app: CaseApplication, keys: Sequence[bytes]) -> LogCheck:
                 trusted=trusted,
             )
         )
+        told("aggregates", n, len(ids))
     return result
 
 

@@ -119,8 +119,10 @@ def _verify_case(app: CaseApplication, case_id: UUID, keys: list[bytes]) -> int:
 
 def _verify_all(app: CaseApplication, keys: list[bytes]) -> int:
     from ipt_workflow.application import auditing as audit
+    from ipt_workflow.ops.progress import Stages
 
-    result = audit.verify_log(app, keys)
+    with Stages("verify", unit="checked") as stages:
+        result = audit.verify_log(app, keys, on_progress=stages)
     for note in result.notes:
         sys.stderr.write(f"note: {note}\n")
     for problem in result.problems:

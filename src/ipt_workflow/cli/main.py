@@ -56,6 +56,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="touch FILE every half second while every read model's runner runs",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics of the runners on this port (/metrics)",
+    )
+    run.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="the address the metrics port listens on (default 127.0.0.1)",
+    )
     rebuild = projection_commands.add_parser(
         "rebuild", help="rebuild read models from position 0 (stop `run` first)"
     )
@@ -189,8 +200,11 @@ def _projections(args: argparse.Namespace) -> int:
                     f"unknown read model {name!r}; known: {', '.join(CATALOG)}\n"
                 )
                 return 2
+        from ipt_workflow.ops.progress import progress
+
         for name in names:
-            report = readmodels.rebuild(settings, name)
+            with progress(f"rebuild {name}", None, unit="positions") as bar:
+                report = readmodels.rebuild(settings, name, on_batch=bar.update)
             sys.stdout.write(
                 f"{name}: {report.events} events in {report.seconds:.2f} s "
                 f"({report.rate:,.0f} events/s)\n"
@@ -202,12 +216,26 @@ def _projections(args: argparse.Namespace) -> int:
     heartbeat = Path(args.heartbeat) if args.heartbeat else None
     # A runner that fails (the database went away) is replaced, not fatal (D31).
     runners = readmodels.supervised_projections(settings, heartbeat=heartbeat).start()
+    served = None
+    if args.metrics_port is not None:
+        from ipt_workflow.composition.projection_metrics import (
+            serve_projection_metrics,
+        )
+
+        served = serve_projection_metrics(
+            settings, runners, args.metrics_host, args.metrics_port
+        )
     sys.stdout.write(f"projections running: {', '.join(CATALOG)}\n")
+    if served is not None:
+        where = f"{args.metrics_host}:{served.server.port}"
+        sys.stdout.write(f"metrics on http://{where}/metrics\n")
     sys.stdout.flush()
     try:
         while not stopping.wait(0.5):
             pass
     finally:
+        if served is not None:
+            served.close()
         # Each runner finishes the event it is on; rows and position are one
         # transaction, so nothing is left half-written.
         runners.stop()

@@ -45,6 +45,7 @@ from ipt_workflow.storage.keys import (
     KeyStore,
     token_hash,
 )
+from ipt_workflow.storage.webhook_status import WebhookStatusSource
 
 KEY_CACHE_ENTRIES = 4096
 GOOD_SECONDS = 600.0
@@ -71,6 +72,8 @@ class Services:
     """FHIR bulk export jobs (None: exports are not offered)."""
     webhooks: Webhooks | None = None
     """Webhook subscriptions (None: the subscription routes answer 503)."""
+    webhook_status: WebhookStatusSource | None = None
+    """The subscriptions' delivery state, once webhooks exist (None: not configured)."""
     _cache: TTLCache[str, ApiKey | None] | None = field(init=False, default=None)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _recently_good: TTLCache[str, bool] = field(

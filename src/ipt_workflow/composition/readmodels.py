@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,7 +207,16 @@ class RebuildReport:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def rebuild(settings: Settings, name: str, batch: int = REBUILD_BATCH) -> RebuildReport:
+BatchDone = Callable[[int, int], None]
+"""Told after each batch: the log position reached, and the log's head at the start."""
+
+
+def rebuild(
+    settings: Settings,
+    name: str,
+    batch: int = REBUILD_BATCH,
+    on_batch: BatchDone | None = None,
+) -> RebuildReport:
     """Rebuild one read model from position 0 into fresh tables, then swap them in.
 
     Stop the projection runners first: a runner still writing to the old tables
@@ -215,13 +224,17 @@ def rebuild(settings: Settings, name: str, batch: int = REBUILD_BATCH) -> Rebuil
     """
     settings = _creating(settings)
     fresh_name = name + REBUILD_SUFFIX
-    report = fold_into(settings, name, fresh_name, batch)
+    report = fold_into(settings, name, fresh_name, batch, on_batch)
     _swap(settings, CATALOG[name], fresh_name)
     return report
 
 
 def fold_into(
-    settings: Settings, name: str, view_name: str, batch: int = REBUILD_BATCH
+    settings: Settings,
+    name: str,
+    view_name: str,
+    batch: int = REBUILD_BATCH,
+    on_batch: BatchDone | None = None,
 ) -> RebuildReport:
     """Fold the whole log into a fresh view of a read model named `view_name`."""
     settings = _creating(settings)
@@ -231,6 +244,7 @@ def fold_into(
     fresh = open_view(settings, entry, view_name)
     started = time.perf_counter()
     count, position = 0, 0
+    head = app.recorder.max_notification_id() or 0
     try:
         while True:
             found = app.recorder.select_notifications(
@@ -245,6 +259,8 @@ def fold_into(
             position = found[-1].id
             fresh.apply(Batch(events, Tracking(app.name, position)))
             count += len(found)
+            if on_batch is not None:
+                on_batch(position, head)
     finally:
         fresh.datastore.close()  # type: ignore[attr-defined]
         app.close()

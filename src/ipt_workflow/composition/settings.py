@@ -43,7 +43,7 @@ class Settings(WebhookSettings, BaseSettings):
 
     rate_limit_per_second: float = 50.0
     """Sustained requests per second per token (0: no limit); shared by the workers
-    of one server (D7x)."""
+    of one server (D72)."""
 
     rate_limit_burst: float = 500.0
     """Requests a token may send at once before the sustained rate applies."""

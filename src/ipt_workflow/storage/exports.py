@@ -26,6 +26,10 @@ HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 30.0
 
 
+def _owner_only(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 class ExportBusyError(Exception):
     """Raised when as many exports run as the server allows at once."""
 
@@ -72,6 +76,7 @@ class JobWriter:
                 self._jobs.folder(self._job.id) / f"{kind}.ndjson",
                 "w",
                 encoding="utf-8",
+                opener=_owner_only,
             )
             self._files[kind] = handle
         handle.write(json.dumps(resource, separators=(",", ":")) + "\n")
@@ -127,7 +132,7 @@ class ExportJobs:
             if sum(1 for j in self._all() if j.running) >= self.max_running:
                 raise ExportBusyError(str(self.max_running))
             job = ExportJob(uuid.uuid4().hex, owner, request, transaction_time)
-            self.folder(job.id).mkdir()
+            self.folder(job.id).mkdir(mode=0o700)  # records: the owner's only
             self.save(job)
         thread = threading.Thread(
             target=self._run, args=(job, produce), name=f"export-{job.id}", daemon=True

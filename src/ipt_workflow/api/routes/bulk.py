@@ -137,7 +137,7 @@ def export(
     clinics = clinics_in_scope(principal, clinic_id)
     # A command stamps its events before it commits: reported a little early, the
     # time is one before which every change is in the log's head, so a later export
-    # `_since` it misses nothing (and may repeat the last seconds: D7x).
+    # `_since` it misses nothing (and may repeat the last seconds: D74).
     started = (datetime.now(UTC) - IN_FLIGHT).isoformat(timespec="microseconds")
     head = svc.cases.recorder.max_notification_id() or 0
     produce = _producer(svc, reads, view, clinics, since, wanted, head)

@@ -80,16 +80,34 @@ PAGES: dict[str, tuple[str, str, str]] = {
         "path or body).",
         "Use a new key for a new request; reuse a key only to retry the same one.",
     ),
+    "too_many_subscriptions": (
+        "409",
+        "The clinic already has the most live webhook subscriptions allowed (25).",
+        "Delete a subscription the clinic no longer needs, then subscribe again.",
+    ),
+    "position_not_reached": (
+        "422",
+        "`min_position` is beyond the log: no answer could have given that "
+        "position, so waiting would never end.",
+        "Pass the `position` of an answer you received.",
+    ),
     "rate_limited": (
         "429",
         "The token has used up its requests for now (see the X-RateLimit-* "
-        "headers of every answer).",
-        "Wait `Retry-After` seconds, then retry.",
+        "headers of every answer), or this client address failed authentication "
+        "too often.",
+        "Wait `Retry-After` seconds, then retry (with a valid token).",
+    ),
+    "headers_too_large": (
+        "431",
+        "The request line and headers together are over 32 KiB.",
+        "Send shorter headers; no request of the API needs anywhere near that much.",
     ),
     "unavailable": (
         "503",
-        "The database cannot be reached, or a case changed too often while the "
-        "command was decided. Nothing was written.",
+        "The database cannot be reached, a case changed too often while the "
+        "command was decided, or stored records need a key the server lacks. "
+        "Nothing was written.",
         "Retry after `Retry-After` seconds, with the same Idempotency-Key.",
     ),
     "projection_lagging": (
