@@ -87,8 +87,12 @@ def make_console(database_url: str) -> Iterator[Console]:
     statuses = FixedStatuses([], [])
     services.webhook_status = statuses
     try:
+        # Dev tokens answer only a caller on loopback (finding 6 of issue 13).
         with TestClient(
-            create_app(settings, services=services), raise_server_exceptions=False
+            create_app(settings, services=services),
+            raise_server_exceptions=False,
+            base_url="http://127.0.0.1",
+            client=("127.0.0.1", 50000),
         ) as client:
             yield Console(client, statuses)
     finally:
