@@ -5,6 +5,7 @@ every page carries its security headers."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,11 @@ def sqlite_console(tmp_path: Path) -> Iterator[Console]:
 
 
 def make_console(
-    database_url: str, client: tuple[str, int] = ("127.0.0.1", 50000), **extra: Any
+    database_url: str,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
+    *,
+    fixed_statuses: bool = True,
+    **extra: Any,
 ) -> Iterator[Console]:
     settings = Settings(
         database_url=database_url,
@@ -89,7 +94,8 @@ def make_console(
     )
     services = bootstrap(settings)
     statuses = FixedStatuses([], [])
-    services.webhook_status = statuses
+    if fixed_statuses:
+        services.webhook_status = statuses
     try:
         # Dev tokens count only on a loopback address, from a loopback client.
         with TestClient(
@@ -354,6 +360,37 @@ class TestWebhookPanel:
         assert "3600.0" in panel.text
         assert "not configured" not in panel.text
         assert sqlite_console.statuses.asked[-1] == frozenset({"demo-clinic"})
+
+    def test_the_panel_shows_the_subscriptions_the_store_holds(
+        self, database_url: str
+    ) -> None:
+        """Caught in the merge with the webhooks: the panel said "not configured"
+        beside a working subscription store, whose state it never read."""
+        for real in make_console(database_url, fixed_statuses=False):
+            sub = real.client.post(
+                "/subscriptions",
+                json={"url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
+                headers={"Authorization": "Bearer dev-admin"},
+            ).json()
+            case_id, _ = real.open_case()  # no dispatcher runs: all of it waits
+            history = real.client.get(
+                f"/cases/{case_id}/history", params={"limit": 1000}, headers=auditor()
+            ).json()["items"]
+            real.sign_in("dev-ops")
+            time.sleep(0.1)  # the oldest waiting event is a tenth of a second old
+
+            panel = real.client.get("/console/ops/panels/webhooks").text
+
+            row = re.search(
+                rf'<tr data-subscription="{sub["id"]}">(.*?)</tr>', panel, re.S
+            )
+            assert row is not None, panel
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+            assert cells[0] == "demo-clinic"
+            assert ">active<" in cells[1]
+            assert cells[2] == str(len(history))
+            assert float(cells[3]) > 0
+            assert cells[4] == "never"
 
     def test_without_subscriptions_the_panel_says_so(
         self, sqlite_console: Console
