@@ -121,7 +121,7 @@ class TestOps:
             "session overdue"
         )
         expect(page.get_by_test_id("webhooks-state")).to_have_text(
-            "webhooks: not configured"
+            "webhooks: no subscriptions"
         )
         for name in ("caseload", "phase_board", "outcomes", "alerts", "fidelity"):
             row = page.locator(f'#panel-projections tr[data-projection="{name}"]')

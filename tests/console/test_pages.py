@@ -5,9 +5,11 @@ every page carries its security headers."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -76,30 +78,74 @@ def sqlite_console(tmp_path: Path) -> Iterator[Console]:
     yield from make_console(f"sqlite:///{tmp_path / 'ipt.db'}")
 
 
-def make_console(database_url: str) -> Iterator[Console]:
+def make_console(
+    database_url: str,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
+    *,
+    fixed_statuses: bool = True,
+    **extra: Any,
+) -> Iterator[Console]:
     settings = Settings(
         database_url=database_url,
         dev=True,
         rate_limit_per_second=0,
         run_projections=True,
+        **extra,
     )
     services = bootstrap(settings)
     statuses = FixedStatuses([], [])
-    services.webhook_status = statuses
+    if fixed_statuses:
+        services.webhook_status = statuses
     try:
-        # Dev tokens answer only a caller on loopback (finding 6 of issue 13).
+        # Dev tokens count only on a loopback address, from a loopback client.
         with TestClient(
             create_app(settings, services=services),
-            raise_server_exceptions=False,
             base_url="http://127.0.0.1",
-            client=("127.0.0.1", 50000),
-        ) as client:
-            yield Console(client, statuses)
+            client=client,
+            raise_server_exceptions=False,
+        ) as browser:
+            yield Console(browser, statuses)
     finally:
         services.close()
 
 
 class TestSignIn:
+    def test_a_dev_token_from_an_address_that_is_not_loopback_is_refused(
+        self, tmp_path: Path
+    ) -> None:
+        """Caught in the merge with issue 13: the API refused dev tokens from other
+        addresses (finding 6), the console's sign-in took them."""
+        url = f"sqlite:///{tmp_path / 'ipt.db'}"
+        for remote in make_console(url, client=("192.0.2.7", 5000)):
+            csrf = remote.csrf("/console/sign-in")
+            answer = remote.client.post(
+                "/console/sign-in", data={"token": "dev-ops", "csrf_token": csrf}
+            )
+
+            assert answer.status_code == 401
+            assert "This token is unknown or revoked." in answer.text
+            assert "ipt_console=" not in answer.headers.get("set-cookie", "")
+
+    def test_failed_sign_ins_spend_the_addresss_budget_of_failures(
+        self, tmp_path: Path
+    ) -> None:
+        """Caught in the merge with issue 13: the sign-in form looked up any number
+        of wrong tokens from one address, past the API's limit (D36)."""
+        url = f"sqlite:///{tmp_path / 'ipt.db'}"
+        for limited in make_console(url, auth_failures_burst=2):
+            statuses = []
+            for _ in range(3):
+                csrf = limited.csrf("/console/sign-in")
+                answer = limited.client.post(
+                    "/console/sign-in",
+                    data={"token": "ipt_unknown_token", "csrf_token": csrf},
+                )
+                statuses.append(answer.status_code)
+
+            assert statuses == [401, 401, 429]
+            assert "Too many failed sign-ins" in answer.text
+            assert int(answer.headers["Retry-After"]) >= 1
+
     def test_a_sign_in_without_the_forms_csrf_token_is_refused(
         self, sqlite_console: Console
     ) -> None:
@@ -314,6 +360,37 @@ class TestWebhookPanel:
         assert "3600.0" in panel.text
         assert "not configured" not in panel.text
         assert sqlite_console.statuses.asked[-1] == frozenset({"demo-clinic"})
+
+    def test_the_panel_shows_the_subscriptions_the_store_holds(
+        self, database_url: str
+    ) -> None:
+        """Caught in the merge with the webhooks: the panel said "not configured"
+        beside a working subscription store, whose state it never read."""
+        for real in make_console(database_url, fixed_statuses=False):
+            sub = real.client.post(
+                "/subscriptions",
+                json={"url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
+                headers={"Authorization": "Bearer dev-admin"},
+            ).json()
+            case_id, _ = real.open_case()  # no dispatcher runs: all of it waits
+            history = real.client.get(
+                f"/cases/{case_id}/history", params={"limit": 1000}, headers=auditor()
+            ).json()["items"]
+            real.sign_in("dev-ops")
+            time.sleep(0.1)  # the oldest waiting event is a tenth of a second old
+
+            panel = real.client.get("/console/ops/panels/webhooks").text
+
+            row = re.search(
+                rf'<tr data-subscription="{sub["id"]}">(.*?)</tr>', panel, re.S
+            )
+            assert row is not None, panel
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+            assert cells[0] == "demo-clinic"
+            assert ">active<" in cells[1]
+            assert cells[2] == str(len(history))
+            assert float(cells[3]) > 0
+            assert cells[4] == "never"
 
     def test_without_subscriptions_the_panel_says_so(
         self, sqlite_console: Console

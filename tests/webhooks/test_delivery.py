@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -325,3 +325,25 @@ class TestAQuietClinic:
         assert acknowledged(receiving.received()) == [f"{mine}:1"]
         log = deliveries(subscriptions, sub["id"])
         assert [d["outcome"] for d in log] == ["delivered"]
+
+
+class TestTheConsolesStatus:
+    def test_once_every_event_arrived_none_waits_and_the_last_delivery_is_named(
+        self, hooked: Hooked, receiving: Receiver
+    ) -> None:
+        sub = hooked.subscribe(receiving.url())
+        started = datetime.now(UTC).replace(microsecond=0)
+
+        _, history = course(hooked)
+        arrived(receiving, len(history))
+        wait_for(
+            lambda: len(deliveries(hooked, sub["id"])) == len(history), 10, "logged"
+        )
+        assert hooked.services.webhooks is not None
+        (row,) = hooked.services.webhooks.webhook_statuses(None)
+
+        assert (row.subscription_id, row.clinic_id) == (sub["id"], "clinic-a")
+        assert (row.status, row.pending_events, row.lag_seconds) == ("active", 0, 0.0)
+        assert row.last_delivered_at is not None
+        assert datetime.fromisoformat(row.last_delivered_at) >= started
+        assert hooked.services.webhooks.webhook_statuses(["clinic-b"]) == []

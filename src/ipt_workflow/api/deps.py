@@ -15,7 +15,7 @@ from ipt_workflow.api.errors import ApiError
 from ipt_workflow.composition.bootstrap import Services, is_loopback
 from ipt_workflow.composition.readmodels import ReadModels
 from ipt_workflow.ops.ratelimit import RateLimited
-from ipt_workflow.storage.keys import Role
+from ipt_workflow.storage.keys import ApiKey, Role
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 MAX_AUTHORIZATION = 128
@@ -54,6 +54,33 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def key_of(svc: Services, request: Request, token: str) -> ApiKey | None:
+    """The key a token stands for, as every entry point (API, console) accepts it.
+
+    Past the address's budget of failed authentications an unknown token is not
+    looked up (D36); dev tokens count only between loopback addresses (finding 6).
+    """
+    address = client_address(request)
+    known, key = svc.cached_key(token)
+    if not known:
+        if svc.auth_failures.exhausted(address) and not svc.recently_good(token):
+            return None
+        key = svc.find_key(token)
+    if key is not None and key.key_id.startswith("dev-"):
+        server = request.scope.get("server") or ("", 0)
+        if not (is_loopback(address) and is_loopback(str(server[0]))):
+            return None
+    return key
+
+
+def failed_authentication(svc: Services, request: Request) -> RateLimited | None:
+    """Spend one failure from the address's budget; RateLimited once it is spent."""
+    wait = svc.auth_failures.take(client_address(request))
+    if wait is None:
+        return None
+    return RateLimited(wait, "Too many failed authentications from this address.")
+
+
 def authenticate(
     svc: ServicesDep,
     request: Request,
@@ -61,17 +88,10 @@ def authenticate(
         str | None, Header(description="`Bearer <token>`", include_in_schema=False)
     ] = None,
 ) -> Principal:
-    address = client_address(request)
-
     def refuse(detail: str) -> ApiError | RateLimited:
         # Every failure spends from the address's budget; once it is spent the
         # answer is 429, and unknown tokens are not even looked up.
-        wait = svc.auth_failures.take(address)
-        if wait is not None:
-            return RateLimited(
-                wait, "Too many failed authentications from this address."
-            )
-        return _unauthorized(detail)
+        return failed_authentication(svc, request) or _unauthorized(detail)
 
     if not authorization:
         raise refuse("An Authorization: Bearer <token> header is required.")
@@ -81,16 +101,7 @@ def authenticate(
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise refuse("The Authorization header must be `Bearer <token>`.")
-    known, key = svc.cached_key(token)
-    if not known:
-        if svc.auth_failures.exhausted(address) and not svc.recently_good(token):
-            raise refuse("This token is unknown or revoked.")
-        key = svc.find_key(token)
-    if key is not None and key.key_id.startswith("dev-"):
-        # Dev tokens are for the developer's own machine only (finding 6).
-        server = request.scope.get("server") or ("", 0)
-        if not (is_loopback(address) and is_loopback(str(server[0]))):
-            key = None
+    key = key_of(svc, request, token)
     if key is None:
         raise refuse("This token is unknown or revoked.")
     svc.limiter.check(key.key_id)

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -33,6 +34,7 @@ from ipt_workflow.domain import events as case_events
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.errors import DomainError, FieldError, InvalidInput
 from ipt_workflow.storage.audit import AuditRecorder
+from ipt_workflow.storage.webhook_status import WebhookStatus
 from ipt_workflow.storage.webhooks import (
     Claim,
     Delivery,
@@ -48,6 +50,10 @@ Resolver = Callable[[str, int], list[str]]
 
 ALL_TYPES = "*"
 MAX_PER_CLINIC = 25
+PENDING_COUNTED = 1000
+"""Waiting events counted per subscription for the console, at most."""
+STATUS_ROWS = 10_000
+"""Subscriptions one status read lists, at most (25 per clinic)."""
 MAX_URL_LENGTH = 2048
 RESOLVE_SECONDS = 5.0
 SECRET_PREFIX = "whsec_"
@@ -325,6 +331,21 @@ def pending(app: CaseApplication, clinic_id: str, after: int, limit: int) -> Pen
     return Pending([n for n, _ in rows.events], rows.scanned_to)
 
 
+def waiting(app: CaseApplication, sub: Subscription, head: int) -> int:
+    """The subscribed events of the clinic after the position, up to the head;
+    at most PENDING_COUNTED are counted (the console shows the number)."""
+    count, after = 0, sub.position
+    while after < head and count < PENDING_COUNTED:
+        found = pending(app, sub.clinic_id, after, PENDING_COUNTED - count)
+        count += sum(
+            1 for n in found.events if n.id <= head and subscribed(sub, n.topic)
+        )
+        if found.scanned_to <= after:
+            break
+        after = found.scanned_to
+    return min(count, PENDING_COUNTED)
+
+
 def first_pending(
     app: CaseApplication, clinic_id: str, after: int, head: int
 ) -> Notification | None:
@@ -485,6 +506,28 @@ class Webhooks:
     ) -> list[Delivery]:
         self.get(sub_id, clinics)
         return self.store.deliveries(sub_id, after, limit)
+
+    def webhook_statuses(self, clinics: Collection[str] | None) -> list[WebhookStatus]:
+        """The delivery state of these clinics' subscriptions (the console, D84)."""
+        head = self.cases.recorder.max_notification_id() or 0
+        rows = []
+        for sub in self.store.page(clinics, None, STATUS_ROWS):
+            delivered = self.store.last_delivered(sub.id)
+            rows.append(
+                WebhookStatus(
+                    subscription_id=sub.id,
+                    clinic_id=sub.clinic_id,
+                    status=sub.status,
+                    pending_events=waiting(self.cases, sub, head),
+                    lag_seconds=self.lag(sub, head).seconds,
+                    last_delivered_at=None
+                    if delivered is None
+                    else datetime.fromtimestamp(delivered, UTC).isoformat(
+                        timespec="seconds"
+                    ),
+                )
+            )
+        return rows
 
     def lag(self, sub: Subscription, head: int | None = None) -> Lag:
         """The age of the oldest event the subscription has not handled yet."""

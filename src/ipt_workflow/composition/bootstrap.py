@@ -155,6 +155,7 @@ def bootstrap(
     """
     cases = cases or build_application(settings)
     cases.observer = observer or CommandLog()
+    webhooks = webhooks or build_webhooks(settings, cases, resolver=resolver)
     return Services(
         settings=settings,
         cases=cases,
@@ -171,7 +172,8 @@ def bootstrap(
             settings.auth_failures_per_minute / 60,
             settings.auth_failures_burst,
         ),
-        webhooks=webhooks or build_webhooks(settings, cases, resolver=resolver),
+        webhooks=webhooks,
+        webhook_status=webhooks,  # the console's panel reads it (D84)
         exports=exports or build_exports(settings),
     )
 

@@ -155,6 +155,7 @@ class WebhookStore(Protocol):
     ) -> bool: ...
     def beat(self, holder: str) -> None: ...
     def last_beat(self) -> tuple[str, float] | None: ...
+    def last_delivered(self, sub_id: str) -> float | None: ...
     def prune(self, before: float) -> int: ...
     def close(self) -> None: ...
 
@@ -539,6 +540,19 @@ class _SqlWebhookStore(ABC):
             c.execute("SELECT holder, beat_at FROM webhook_dispatcher")
             row = c.fetchone()
         return None if row is None else (str(row[0]), float(row[1]))
+
+    def last_delivered(self, sub_id: str) -> float | None:
+        """When the subscription's last acknowledged delivery was (still logged)."""
+        with self._read() as c:
+            c.execute(
+                self._sql(
+                    "SELECT at FROM webhook_deliveries WHERE subscription_id = ? "
+                    "AND outcome = 'delivered' ORDER BY id DESC LIMIT 1"
+                ),
+                (sub_id,),
+            )
+            row = c.fetchone()
+        return None if row is None else float(row[0])
 
     def prune(self, before: float) -> int:
         """Forget attempts older than `before`, and idempotency keys too."""

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ipt_workflow.api.deps import Principal, ServicesDep
+from ipt_workflow.api.deps import Principal, ServicesDep, key_of
 from ipt_workflow.composition.console import ConsoleConfig
 from ipt_workflow.ops.console_sessions import ConsoleSession
 from ipt_workflow.ops.ratelimit import RateLimited
@@ -99,7 +99,7 @@ def viewer(request: Request, svc: ServicesDep, cfg: ConfigDep) -> Viewer:
     session = cfg.sealer.open(request.cookies.get(session_cookie(cfg)), time.time())
     if session is None:
         raise SignInRequired()
-    key = svc.find_key(session.token)
+    key = key_of(svc, request, session.token)
     if key is None:
         raise SignInRequired("The token of this session is revoked; sign in again.")
     try:

@@ -34,7 +34,7 @@ from ipt_workflow.api.console.auth import (
     viewer,
 )
 from ipt_workflow.api.console.lookup import cases_of_client
-from ipt_workflow.api.deps import ServicesDep
+from ipt_workflow.api.deps import ServicesDep, failed_authentication, key_of
 from ipt_workflow.api.fhir import fhir_bundle
 from ipt_workflow.api.views import case_view, history_item
 from ipt_workflow.application import auditing as audit
@@ -118,6 +118,7 @@ def _sign_in_page(
     status: int = 200,
     error: str | None = None,
     notice: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     nonce = new_nonce()
     response = render(
@@ -130,6 +131,7 @@ def _sign_in_page(
             "viewer": None,
         },
         status=status,
+        headers=headers,
     )
     response.set_cookie(
         signin_cookie(cfg),
@@ -194,7 +196,17 @@ def sign_in(
             error=f"That is not an API token (tokens are at most {MAX_TOKEN} "
             "printable characters).",
         )
-    if svc.find_key(pasted) is None:
+    if key_of(svc, request, pasted) is None:
+        # A failed sign-in spends from the address's budget like any (D36).
+        limited = failed_authentication(svc, request)
+        if limited is not None:
+            return _sign_in_page(
+                request,
+                cfg,
+                status=429,
+                error="Too many failed sign-ins from this address; wait a moment.",
+                headers={"Retry-After": str(limited.retry_after)},
+            )
         return _sign_in_page(
             request, cfg, status=401, error="This token is unknown or revoked."
         )
