@@ -9,14 +9,20 @@ events' file. A row holds ids, a role and a route template, never client data.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from ipt_workflow.storage.connections import small_pool, sqlite_cursor
+from ipt_workflow.storage.connections import (
+    once_more_if_dead,
+    small_pool,
+    sqlite_cursor,
+)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,11 @@ class _SqlAccessLog(ABC):
     def _cursor(self) -> AbstractContextManager[Any]:
         """A cursor in a transaction that commits when the block ends."""
 
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """`work(cursor)` in one transaction."""
+        with self._cursor() as c:
+            return work(c)
+
     def _sql(self, text: str) -> str:
         return text.replace("?", self.placeholder)
 
@@ -127,7 +138,8 @@ class _SqlAccessLog(ABC):
         if not cases:
             return
         at = datetime.now(UTC).isoformat(timespec="microseconds")
-        with self._cursor() as c:
+
+        def insert(c: Any) -> None:
             self._before_insert(c)
             c.executemany(
                 self._sql(
@@ -140,6 +152,8 @@ class _SqlAccessLog(ABC):
                     for case_id, clinic_id in cases
                 ],
             )
+
+        self._run(insert)
 
     def query(
         self,
@@ -165,7 +179,8 @@ class _SqlAccessLog(ABC):
             where.append("actor = ?")
             params.append(actor)
         params.append(limit)
-        with self._cursor() as c:
+
+        def read(c: Any) -> list[AccessEntry]:
             c.execute(
                 self._sql(
                     f"SELECT {_COLUMNS} FROM access_log WHERE {' AND '.join(where)} "
@@ -177,6 +192,8 @@ class _SqlAccessLog(ABC):
                 AccessEntry(r[0], r[1], r[2], r[3], r[4], r[5], UUID(r[6]), r[7])
                 for r in c.fetchall()
             ]
+
+        return self._run(read)
 
     def close(self) -> None:
         """Release connections; SQLite opens one per call and holds none."""
@@ -214,6 +231,9 @@ class PostgresAccessLog(_SqlAccessLog):
     def _cursor(self) -> Iterator[Any]:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as c:
             yield c
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        return once_more_if_dead(self.pool, work)
 
     def _before_insert(self, cursor: Any) -> None:
         # Without it, two inserts could commit out of id order and a reader paging

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from time import monotonic, sleep
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 
@@ -93,6 +94,47 @@ class SteadyPool(ConnectionPool):
 
     _add_connection = _add_connection
     _getconn_with_check_loop = _getconn_with_check_loop
+
+
+T = TypeVar("T")
+
+
+class _DiedUncommitted(Exception):
+    """The connection was dead, and nothing had been committed on it."""
+
+
+def _attempt(
+    pool: ConnectionPool, work: Callable[[Any], T], transaction: bool, again: bool
+) -> T:
+    committing = False
+    with pool.connection() as conn:
+        try:
+            with conn.transaction() if transaction else nullcontext():
+                with conn.cursor() as cursor:
+                    result = work(cursor)
+                committing = True  # leaving the block commits
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            if again and not committing and (conn.broken or conn.closed):
+                raise _DiedUncommitted from error
+            raise
+    return result
+
+
+def once_more_if_dead(
+    pool: ConnectionPool, work: Callable[[Any], T], *, transaction: bool = True
+) -> T:
+    """`work(cursor)` on a pooled connection; if that one was dead, once more (D97).
+
+    A database restart kills every pooled connection, and the pool can still hand
+    one out. Only a failure before the commit is tried again, on a connection the
+    pool has just checked: nothing was written. Without `transaction` (autocommit)
+    each statement commits itself, so `work` must only read.
+    """
+    try:
+        return _attempt(pool, work, transaction, again=True)
+    except _DiedUncommitted:
+        pool.check()  # drops every idle connection the restart killed
+    return _attempt(pool, work, transaction, again=False)
 
 
 def small_pool(conninfo: str) -> ConnectionPool:

@@ -11,13 +11,19 @@ import json
 import re
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
-from ipt_workflow.storage.connections import small_pool, sqlite_cursor
+from ipt_workflow.storage.connections import (
+    once_more_if_dead,
+    small_pool,
+    sqlite_cursor,
+)
+
+T = TypeVar("T")
 
 Role = Literal["clinician", "auditor", "ops", "admin"]
 ROLES: tuple[Role, ...] = ("clinician", "auditor", "ops", "admin")
@@ -123,8 +129,13 @@ class _SqlKeyStore(ABC):
                 ),
             )
 
-    def find(self, token: str) -> ApiKey | None:
+    def _read(self, work: Callable[[Any], T]) -> T:
+        """`work(cursor)` that only reads."""
         with self._cursor() as c:
+            return work(c)
+
+    def find(self, token: str) -> ApiKey | None:
+        def read(c: Any) -> Any:
             c.execute(
                 self._sql(
                     f"SELECT {_COLUMNS} FROM api_keys "
@@ -132,13 +143,17 @@ class _SqlKeyStore(ABC):
                 ),
                 (token_hash(token),),
             )
-            row = c.fetchone()
+            return c.fetchone()
+
+        row = self._read(read)
         return None if row is None else _row(row)
 
     def list(self) -> list[ApiKey]:
-        with self._cursor() as c:
+        def read(c: Any) -> list[ApiKey]:
             c.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
             return [_row(r) for r in c.fetchall()]
+
+        return self._read(read)
 
     def revoke(self, key_id: str) -> bool:
         with self._cursor() as c:
@@ -152,9 +167,11 @@ class _SqlKeyStore(ABC):
             return bool(c.rowcount)
 
     def any_active(self) -> bool:
-        with self._cursor() as c:
+        def read(c: Any) -> bool:
             c.execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1")
             return c.fetchone() is not None
+
+        return self._read(read)
 
     def close(self) -> None:
         """Release connections; SQLite opens one per call and holds none."""
@@ -188,6 +205,9 @@ class PostgresKeyStore(_SqlKeyStore):
     def _cursor(self) -> Iterator[Any]:
         with self.pool.connection() as conn, conn.cursor() as c:
             yield c
+
+    def _read(self, work: Callable[[Any], T]) -> T:
+        return once_more_if_dead(self.pool, work, transaction=False)
 
     def close(self) -> None:
         self.pool.close()

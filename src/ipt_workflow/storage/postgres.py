@@ -6,8 +6,10 @@ previous hash read here cannot change before this transaction commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -22,7 +24,7 @@ from eventsourcing.postgres import (
     PostgresDatastore,
     PostgresFactory,
 )
-from eventsourcing.utils import Environment, retry
+from eventsourcing.utils import Environment
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -32,19 +34,47 @@ from ipt_workflow.storage.connections import STEADY_METHODS
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.postgres_audit import PostgresAuditMixin
 
+T = TypeVar("T")
+
+_COMMIT_SENT: ContextVar[bool] = ContextVar("commit_sent", default=False)
+"""Set once an insert has only its commit left: from then on, never try it again."""
+
 
 # The library retries a lost database ten times, each after waiting for a pooled
-# connection: minutes before a caller hears anything. Two short tries ride over
-# one stale connection; then the API answers 503 at once.
-def _briefly(base: type, name: str) -> Any:
-    """`base.name` without the library's long retry, with two short tries instead."""
-    inner = getattr(base, name).__wrapped__
+# connection: minutes before a caller hears anything. One more try, on a connection
+# the pool has just checked, rides over the dead ones a restart leaves (D97); then
+# the API answers 503 at once.
+def _once_more(inner: Callable[..., T]) -> Callable[..., T]:
+    """A recorder method tried once more if it failed before anything committed."""
 
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    @functools.wraps(inner)
+    def method(self: Any, *args: Any, **kwargs: Any) -> T:
+        sent = _COMMIT_SENT.set(False)
+        try:
+            return inner(self, *args, **kwargs)
+        except (InterfaceError, OperationalError):
+            # A commit that may have happened is never repeated: the repeat would
+            # meet its own events as a version conflict, and the application would
+            # run the command again on top of them.
+            if _COMMIT_SENT.get():
+                raise
+        finally:
+            _COMMIT_SENT.reset(sent)
+        self.datastore.pool.check()  # drops every idle connection a restart killed
         return inner(self, *args, **kwargs)
 
-    method.__name__ = name
-    return retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)(method)
+    return method
+
+
+def _briefly(base: type, name: str) -> Any:
+    """`base.name` without the library's long retry; once more if nothing committed."""
+    return _once_more(getattr(base, name).__wrapped__)
+
+
+def _once(base: type, name: str) -> Any:
+    """`base.name` without the library's retry: it may have committed when it fails."""
+    once: Any = getattr(base, name).__wrapped__
+    return once
 
 
 class ChainedPostgresApplicationRecorder(
@@ -153,12 +183,21 @@ class ChainedPostgresApplicationRecorder(
                 )
             self.index_cases(own, stored_events, kwargs.get("case_clinics"))
 
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        _COMMIT_SENT.set(True)  # the library commits next
+        return ids
+
+    @_once_more
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
         """The stored chain hashes of one aggregate, by version."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self._select_hashes, (originator_id,))
             return {row["originator_version"]: bytes(row["hash"]) for row in curs}
 
+    @_once_more
     def select_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
         """The stored answer for an idempotency key, if any."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -175,6 +214,7 @@ class ChainedPostgresApplicationRecorder(
             row["status"],
         )
 
+    @_once_more
     def position_of(self, originator_id: UUID | str, version: int) -> int | None:
         """The log position of one stored event."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -184,9 +224,13 @@ class ChainedPostgresApplicationRecorder(
 
 
 class BrieflyRetryingAggregateRecorder(PostgresAggregateRecorder):
-    """The snapshot store, failing as fast as the event store when the database goes."""
+    """The snapshot store, failing as fast as the event store when the database goes.
 
-    insert_events = _briefly(PostgresAggregateRecorder, "insert_events")
+    A snapshot is one autocommit statement, which may have committed when it fails:
+    it is never repeated (a repeat's IntegrityError would run the command again).
+    """
+
+    insert_events = _once(PostgresAggregateRecorder, "insert_events")
     select_events = _briefly(PostgresAggregateRecorder, "select_events")
 
 
