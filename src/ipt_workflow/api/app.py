@@ -224,6 +224,14 @@ class JsonShape:
                 break
             chunks.append(first.get("body", b""))
         body = b"".join(chunks)
+        if _is_json(scope) and not _utf8(body):
+            # json.loads lets encoded surrogates (ED A0 80) through, which RFC 3629
+            # and api.md do not: refuse the bytes before any field sees them.
+            response = errors.problem(
+                400, "bad_request", "The body is not valid UTF-8."
+            )
+            await response(scope, receive, send)
+            return
         items = _json_items(body)
         if items is not None and items > MAX_JSON_ITEMS:
             response = errors.problem(
@@ -247,6 +255,21 @@ class JsonShape:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return b"json" in value.lower()
+    return False
+
+
+def _utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _json_items(body: bytes) -> int | None:
