@@ -62,7 +62,6 @@ def open_case(app: CaseApplication, clinic: str, client_ref: str) -> UUID:
         protocol="ipt",
         client_age=35,
         clinician_id="bench-t1",
-        intake_on=date.today() - timedelta(days=20),
         today=ctx.today,
     )
     outcome = app.open_case(opening, ctx)
