@@ -120,38 +120,51 @@ class ChainedPostgresApplicationRecorder(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)
+        conn = curs.connection
+        # Queued behind the lock and the insert, so one round trip does all three
+        # (D92); the lock is held, so the hash read cannot change before the commit.
+        # Cursors of our own: `curs` still holds the RETURNING ids the library reads.
+        wanted = _predecessors(stored_events)
+        reads = [conn.cursor() for _ in wanted]
+        for read, key in zip(reads, wanted, strict=True):
+            read.execute(self._select_previous, key)
         # Sync the pipeline here (leaving a nested block syncs) so that a version
         # conflict surfaces as the insert's own IntegrityError, which the
         # application retries, not as "pipeline aborted" on our next statement.
-        with curs.connection.pipeline():
+        with conn.pipeline():
             pass
-        # A cursor of our own: `curs` still holds the RETURNING ids the library reads.
-        with curs.connection.cursor() as own:
+        found: dict[tuple[UUID | str, int], bytes] = {}
+        for read, key in zip(reads, wanted, strict=True):
+            row = read.fetchone()
+            read.close()
+            if row is not None:
+                found[key] = bytes(row["hash"])
 
-            def previous(originator_id: UUID | str, version: int) -> bytes | None:
-                own.execute(self._select_previous, (originator_id, version))
-                row = own.fetchone()
-                return None if row is None else bytes(row["hash"])
+        def previous(originator_id: UUID | str, version: int) -> bytes | None:
+            return found.get((originator_id, version))
 
-            links = link(stored_events, previous)
-            own.executemany(
-                self._insert_hash,
-                [(x.originator_id, x.originator_version, x.hash) for x in links],
+        # Queued only: the library syncs the pipeline once after this (a duplicate
+        # idempotency key is an IntegrityError there), then commits.
+        own = conn.cursor()
+        links = link(stored_events, previous)
+        own.executemany(
+            self._insert_hash,
+            [(x.originator_id, x.originator_version, x.hash) for x in links],
+        )
+        record: IdempotencyRecord | None = kwargs.get("idempotency")
+        if record is not None:
+            own.execute(
+                self._insert_key,
+                (
+                    record.scope,
+                    record.key,
+                    record.request_digest,
+                    record.case_id,
+                    record.version,
+                    record.status,
+                ),
             )
-            record: IdempotencyRecord | None = kwargs.get("idempotency")
-            if record is not None:
-                own.execute(
-                    self._insert_key,
-                    (
-                        record.scope,
-                        record.key,
-                        record.request_digest,
-                        record.case_id,
-                        record.version,
-                        record.status,
-                    ),
-                )
-            self.index_cases(own, stored_events, kwargs.get("case_clinics"))
+        self.index_cases(own, stored_events, kwargs.get("case_clinics"))
 
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
         """The stored chain hashes of one aggregate, by version."""
@@ -181,6 +194,16 @@ class ChainedPostgresApplicationRecorder(
             curs.execute(self._select_position, (originator_id, version))
             row = curs.fetchone()
         return None if row is None else int(row["notification_id"])
+
+
+def _predecessors(
+    stored_events: Sequence[StoredEvent],
+) -> list[tuple[UUID | str, int]]:
+    """The stored events whose hash the chain of these new events starts from."""
+    first: dict[UUID | str, int] = {}
+    for event in stored_events:
+        first.setdefault(event.originator_id, event.originator_version)
+    return [(key, version - 1) for key, version in first.items() if version > 1]
 
 
 class BrieflyRetryingAggregateRecorder(PostgresAggregateRecorder):
