@@ -118,7 +118,7 @@ def answer(outcome: Outcome, content: dict[str, Any], status: int) -> JSONRespon
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-def command_runner(
+async def command_runner(
     principal: Clinician,
     svc: ServicesDep,
     request: Request,
