@@ -29,6 +29,7 @@ from ipt_workflow.application.cases import (
 )
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, InvalidInput
 from ipt_workflow.ops.ratelimit import RateLimited
+from ipt_workflow.storage.access_group import AccessLogBusyError
 from ipt_workflow.storage.cipher import UnknownCipherKeyError
 
 PROBLEM = "application/problem+json"
@@ -265,6 +266,7 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
+    AccessLogBusyError,
 )
 
 
