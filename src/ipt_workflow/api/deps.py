@@ -1,10 +1,15 @@
-"""Dependencies of the routes: who is calling, what they may do, and the services."""
+"""Dependencies of the routes: who is calling, what they may do, and the services.
+
+They are `async` unless they block: FastAPI runs a sync dependency in a thread of
+its pool, a hop per dependency that cost more than the work (D94). The one lookup
+that can block (a token not in the cache) goes to a thread itself.
+"""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -41,7 +46,7 @@ class Principal:
         return next(iter(self.clinics))
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
@@ -54,7 +59,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def authenticate(
+async def authenticate(
     svc: ServicesDep,
     request: Request,
     authorization: Annotated[
@@ -85,7 +90,7 @@ def authenticate(
     if not known:
         if svc.auth_failures.exhausted(address) and not svc.recently_good(token):
             raise refuse("This token is unknown or revoked.")
-        key = svc.find_key(token)
+        key = await anyio.to_thread.run_sync(svc.find_key, token)
     if key is not None and key.key_id.startswith("dev-"):
         # Dev tokens are for the developer's own machine only (finding 6).
         server = request.scope.get("server") or ("", 0)
@@ -106,10 +111,12 @@ def _unauthorized(detail: str) -> ApiError:
     return ApiError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets only these roles through, before any lookup."""
 
-    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def check(
+        principal: Annotated[Principal, Depends(authenticate)],
+    ) -> Principal:
         if principal.role not in roles:
             allowed = " or ".join(roles)
             raise ApiError(403, "forbidden", f"This route is for the {allowed} role.")
@@ -124,7 +131,7 @@ Auditor = Annotated[Principal, Depends(require("auditor"))]
 AnyRole = Annotated[Principal, Depends(authenticate)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(
@@ -141,7 +148,7 @@ def idempotency_key(
     return key
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[
         str | None,
         Header(alias="If-Match", description='the case version as a strong ETag: "12"'),

@@ -30,6 +30,7 @@ from ipt_workflow.application.cases import (
 from ipt_workflow.application.webhooks import TooManySubscriptionsError
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, InvalidInput
 from ipt_workflow.ops.ratelimit import RateLimited
+from ipt_workflow.storage.access_group import AccessLogBusyError
 from ipt_workflow.storage.cipher import UnknownCipherKeyError
 from ipt_workflow.storage.webhooks import KeyReusedError, SubscriptionNotFoundError
 
@@ -276,6 +277,7 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
+    AccessLogBusyError,
 )
 
 

@@ -130,7 +130,7 @@ def answer(
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-def command_runner(
+async def command_runner(
     principal: Clinician,
     svc: ServicesDep,
     request: Request,
