@@ -38,8 +38,15 @@ def stored(row: dict[str, Any]) -> StoredEvent:
     )
 
 
+STATE_ADDED_AFTER_0_1_0 = {"ended_at", "legal_hold", "erasure"}
+
+
 def state_of(case: TherapyCase) -> Any:
-    plain = {k: v for k, v in vars(case).items() if not k.startswith("_")}
+    plain = {
+        k: v
+        for k, v in vars(case).items()
+        if not k.startswith("_") and k not in STATE_ADDED_AFTER_0_1_0
+    }
     return json.loads(json.dumps(plain, default=str))
 
 
@@ -53,10 +60,18 @@ def event_classes(owner: type) -> set[str]:
     }
 
 
+ADDED_AFTER_0_1_0 = {
+    f"ipt_workflow.domain.case:TherapyCase.{name}"
+    for name in ("LegalHoldPlaced", "LegalHoldLifted", "CaseErased")
+}
+"""Events no 0.1.0 store can hold; the next release's fixtures will."""
+
+
 def test_the_fixtures_hold_an_event_of_every_class_the_aggregates_record() -> None:
     topics = {row["topic"] for row in STORED}
 
     wanted = event_classes(TherapyCase) | event_classes(ClientReference)
+    wanted -= ADDED_AFTER_0_1_0
 
     assert wanted <= topics, sorted(wanted - topics)
 

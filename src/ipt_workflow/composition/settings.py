@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ipt_workflow.composition.retention_settings import RetentionSettings
 from ipt_workflow.composition.webhook_settings import WebhookSettings
 from ipt_workflow.storage.audit import parse_checkpoint_keys
 from ipt_workflow.storage.cipher import parse_keys
@@ -17,9 +18,9 @@ DEV_REFERENCE_KEY = "ipt-workflow-development-reference-key"
 _LEVELS = ("debug", "info", "warning", "error")
 
 
-class Settings(WebhookSettings, BaseSettings):
+class Settings(RetentionSettings, WebhookSettings, BaseSettings):
     """Every setting, read from `IPT_*` environment variables (the webhooks' own
-    in composition/webhook_settings.py)."""
+    in composition/webhook_settings.py, retention's in retention_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="IPT_", frozen=True, extra="ignore")
 

@@ -7,6 +7,7 @@ previous hash read here cannot change before this transaction commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from ipt_workflow.storage.case_keys import write_case_keys
 from ipt_workflow.storage.chain import link
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.postgres_audit import PostgresAuditMixin
@@ -86,6 +88,10 @@ class ChainedPostgresApplicationRecorder(
         keys = SQL("{0}.{1}").format(
             Identifier(datastore.schema), Identifier(f"{events_table_name}_keys")
         )
+        # Plain text for write_case_keys; both names are this class's own.
+        self._keys_table = f'"{datastore.schema}"."{events_table_name}_keys"'
+        snapshots = events_table_name.removesuffix("_events") + "_snapshots"
+        self._snapshots_table = f'"{datastore.schema}"."{snapshots}"'
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {0} ("
@@ -144,6 +150,14 @@ class ChainedPostgresApplicationRecorder(
                     ),
                 )
             self.index_cases(own, stored_events, kwargs.get("case_clinics"))
+            write_case_keys(
+                own,
+                "%s",
+                kwargs,
+                snapshots_table=self._snapshots_table,
+                idempotency_table=self._keys_table,
+                now=datetime.now(UTC).isoformat(),
+            )
 
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
         """The stored chain hashes of one aggregate, by version."""
