@@ -12,7 +12,14 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipt_workflow.api import errors
-from ipt_workflow.api.routes import audit, cases, health, projections, subscriptions
+from ipt_workflow.api.routes import (
+    audit,
+    cases,
+    health,
+    projections,
+    retention,
+    subscriptions,
+)
 from ipt_workflow.composition.bootstrap import Services, bootstrap, start_background
 from ipt_workflow.composition.settings import Settings
 from ipt_workflow.ops.logging import RequestContext, configure_logging
@@ -68,6 +75,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(projections.router)
     app.include_router(audit.cases_router)
     app.include_router(audit.router)
+    app.include_router(retention.router)
     app.include_router(subscriptions.router)
     app.include_router(subscriptions.status_router)
     app.include_router(health.router)

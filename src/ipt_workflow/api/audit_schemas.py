@@ -30,6 +30,8 @@ class Verification(BaseModel):
     checkpoint: int | None
     """The latest signed checkpoint that vouches for the case's history."""
     problems: list[str]
+    erased: bool = False
+    """The case was erased: the chain is checked over the ciphertext that remains."""
 
 
 class FeedItem(BaseModel):

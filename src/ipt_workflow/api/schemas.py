@@ -441,6 +441,22 @@ class CaseView(BaseModel):
     follow_up_contract: ContractView | None
     deviations: list[DeviationView]
     transitions: dict[str, TransitionView]
+    retention_until: date | None = None
+    """GET only: the first day the case may be erased for retention (open: null)."""
+    legal_hold: dict[str, str] | None = None
+    """GET only: the legal hold that suspends retention, if any."""
+
+
+class ErasedCaseView(BaseModel):
+    """GET /cases/{id} (and replay) of an erased case: its receipt, nothing else."""
+
+    id: str
+    clinic_id: str
+    phase: str
+    version: int
+    position: int | None
+    erased: bool
+    erasure: dict[str, str | None]
 
 
 class SessionView(BaseModel):
@@ -470,8 +486,11 @@ class HistoryItem(BaseModel):
     occurred_at: str
     recorded_by: str
     on_behalf_of: str | None
-    command_id: str
+    command_id: str | None
+    """None for an event of an erased case."""
     data: dict[str, Any]
+    erased: bool = False
+    """The event's data was erased: only its envelope remains."""
 
 
 class HistoryPage(BaseModel):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ipt_workflow.application.auditing import Checkpointer
 from ipt_workflow.application.cases import CaseApplication, CommandObserver
 from ipt_workflow.application.dispatcher import Dispatcher
+from ipt_workflow.application.erasure import Retention
 from ipt_workflow.application.webhooks import Resolver, Webhooks
 from ipt_workflow.composition.builders import (
     build_access_log,
@@ -50,6 +51,8 @@ class Services:
     """Where reads of cases are recorded (None: nowhere, so case reads fail)."""
     webhooks: Webhooks | None = None
     """Webhook subscriptions (None: the subscription routes answer 503)."""
+    retention: Retention | None = None
+    """Legal holds and erasure (None: built from the settings on first use)."""
     _cache: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     def find_key(self, token: str) -> ApiKey | None:
@@ -103,6 +106,7 @@ def bootstrap(
         read_models=read_models or ReadModels(settings, cases),
         access=access or build_access_log(settings),
         webhooks=webhooks or build_webhooks(settings, cases, resolver=resolver),
+        retention=Retention(cases, settings.retention_policy),
     )
 
 

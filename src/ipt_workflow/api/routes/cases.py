@@ -17,6 +17,7 @@ from ipt_workflow.api.errors import responses
 from ipt_workflow.api.routes.commands import Runner, answer
 from ipt_workflow.api.views import (
     case_view,
+    erased_view,
     history_item,
     missed_answer,
     session_answer,
@@ -77,7 +78,11 @@ def open_case(body: s.CaseCreate, runner: Runner) -> JSONResponse:
     return response
 
 
-@router.get("/{case_id}", response_model=s.CaseView, responses=READ_ERRORS)
+@router.get(
+    "/{case_id}",
+    response_model=s.CaseView | s.ErasedCaseView,
+    responses=READ_ERRORS,
+)
 def get_case(
     case_id: CaseId,
     principal: Reader,
@@ -85,12 +90,19 @@ def get_case(
     _: ReadYourWrites,
     reads: CaseReadsDep,
 ) -> JSONResponse:
-    """The case now, with every transition's why-not."""
+    """The case now, with every transition's why-not; an erased case, its receipt."""
     case = svc.cases.get_case(case_id, clinics=principal.clinics)
     reads.record(case)
     position = svc.cases.position_of(case.id, case.version)
     outcome = Outcome(case, CommandResult(case.version), position)
-    return answer(outcome, case_view(case, outcome.position), 200)
+    if case.erased is not None:
+        return answer(outcome, erased_view(case, position), 200)
+    content = case_view(case, outcome.position)
+    if svc.retention is not None:
+        until = svc.retention.until(case)
+        content["retention_until"] = None if until is None else until.isoformat()
+        content["legal_hold"] = case.held
+    return answer(outcome, content, 200)
 
 
 @router.get("/{case_id}/history", response_model=s.HistoryPage, responses=READ_ERRORS)
@@ -103,15 +115,18 @@ def history(
     after_version: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """The case's events in version order, a page at a time."""
-    reads.record(svc.cases.get_case(case_id, clinics=principal.clinics))
+    """The case's events in version order, a page at a time; of an erased case,
+    each event's envelope (version, type, time, actor) without its data."""
+    case = svc.cases.get_case(case_id, clinics=principal.clinics)
+    reads.record(case)
     events = svc.cases.case_events(
         case_id, after_version=after_version, limit=limit + 1
     )
     page = events[:limit]
     more = len(events) > limit
+    erased = case.erased is not None
     return {
-        "items": [history_item(e) for e in page],
+        "items": [history_item(e, erased=erased) for e in page],
         "next_after_version": page[-1].originator_version if more else None,
     }
 
