@@ -42,8 +42,11 @@ class FeedItem(BaseModel):
     occurred_at: str
     recorded_by: str
     on_behalf_of: str | None
-    command_id: str
+    command_id: str | None
+    """None for an event of an erased case."""
     data: dict[str, Any]
+    erased: bool = False
+    """The event's data was erased: only its envelope remains."""
 
 
 class FeedPage(BaseModel):

@@ -37,7 +37,7 @@ from ipt_workflow.domain.errors import (
     InvalidInput,
 )
 from ipt_workflow.storage.case_cipher import CaseKeyMapper
-from ipt_workflow.storage.case_keys import CaseKeyStore
+from ipt_workflow.storage.case_keys import CaseKeyStore, open_case_key_store
 from ipt_workflow.storage.chain import ChainCheck, verify
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 
@@ -166,7 +166,12 @@ class CaseApplication(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         """With a key store and a key ring: each new case under a key of its own."""
         mapper = super().construct_mapper()
-        if self._case_keys is None or mapper.cipher is None:
+        if mapper.cipher is None:
+            return mapper
+        if self._case_keys is None and (url := self.env.get("CASE_KEYS_URL")):
+            # Applications the library builds (projection runners) get it this way.
+            self._case_keys = open_case_key_store(url)
+        if self._case_keys is None:
             return mapper
         return CaseKeyMapper(
             mapper.transcoder, mapper.compressor, mapper.cipher, keys=self._case_keys

@@ -203,6 +203,7 @@ class Retention:
             keys = app.case_keys
             assert keys is not None, "a supported case has a key"
             keys.forget(case.id)
+            keys.keys.scrub()
             return Outcome(case, result, _position(recordings, case.id))
 
         with app._case_lock(case_id):

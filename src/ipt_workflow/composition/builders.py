@@ -18,11 +18,6 @@ from ipt_workflow.storage.access_log import (
     SQLiteAccessLog,
 )
 from ipt_workflow.storage.audit import parse_checkpoint_keys
-from ipt_workflow.storage.case_keys import (
-    CaseKeyStore,
-    PostgresCaseKeyStore,
-    SQLiteCaseKeyStore,
-)
 from ipt_workflow.storage.keys import KeyStore, PostgresKeyStore, SQLiteKeyStore
 
 
@@ -31,18 +26,7 @@ def build_application(settings: Settings) -> CaseApplication:
     ensure_sqlite_directory(settings)
     env = settings.eventsourcing_env()
     env["COMMAND_ATTEMPTS"] = str(settings.command_attempts)
-    return CaseApplication(env=env, case_keys=build_case_key_store(settings))
-
-
-def build_case_key_store(settings: Settings) -> CaseKeyStore | None:
-    """The per-case data keys, beside the events; None without a key ring to
-    wrap them (then payloads are in the clear and no case can be shredded)."""
-    if settings.cipher_key is None:
-        return None
-    ensure_sqlite_directory(settings)
-    if settings.backend == "sqlite":
-        return SQLiteCaseKeyStore(sqlite_path(settings.database_url))
-    return PostgresCaseKeyStore(settings.database_url)
+    return CaseApplication(env=env)
 
 
 def build_key_store(settings: Settings) -> KeyStore:

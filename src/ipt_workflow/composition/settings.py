@@ -120,6 +120,8 @@ class Settings(RetentionSettings, WebhookSettings, BaseSettings):
         if self.cipher_key is not None:
             env["CIPHER_TOPIC"] = "ipt_workflow.storage.cipher:KeyRingCipher"
             env["CIPHER_KEY"] = self.cipher_key.get_secret_value()
+            # Each new case's data key, wrapped by the ring, beside the events.
+            env["CASE_KEYS_URL"] = self.database_url
         if self.backend == "sqlite":
             path = sqlite_path(self.database_url)
             env |= {

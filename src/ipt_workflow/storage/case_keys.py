@@ -9,6 +9,7 @@ transaction as the `CaseErased` receipt, so afterwards nothing can decrypt them
 
 from __future__ import annotations
 
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -46,6 +47,11 @@ class CaseKeyStore(ABC):
             row = c.fetchone()
         return None if row is None else bytes(row[0])
 
+    def scrub(self) -> None:
+        """After keys were destroyed: leave no copy of them in the database's files
+        where this store can reach (see SQLiteCaseKeyStore)."""
+        return
+
     def count(self) -> int:
         with self._cursor() as c:
             c.execute(f"SELECT count(*) FROM {TABLE}")
@@ -66,6 +72,15 @@ class SQLiteCaseKeyStore(CaseKeyStore):
     def _cursor(self) -> AbstractContextManager[Any]:
         return sqlite_cursor(self.path)
 
+    def scrub(self) -> None:
+        """Copy the write-ahead log into the file and empty it: its frames still
+        hold the pages as they were before the key's row was zeroed."""
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+
 
 class PostgresCaseKeyStore(CaseKeyStore):
     """Keys in the events' PostgreSQL database."""
@@ -84,6 +99,13 @@ class PostgresCaseKeyStore(CaseKeyStore):
 
     def close(self) -> None:
         self.pool.close()
+
+
+def open_case_key_store(url: str) -> CaseKeyStore:
+    """The store of a database URL: `sqlite:///path` or `postgresql://...`."""
+    if url.startswith("sqlite:"):
+        return SQLiteCaseKeyStore(url.removeprefix("sqlite://").removeprefix("/"))
+    return PostgresCaseKeyStore(url)
 
 
 def write_case_keys(
@@ -109,6 +131,9 @@ def write_case_keys(
             [(case_id.hex, wrapped, now) for case_id, wrapped in new.items()],
         )
     shredded: Sequence[UUID] = kwargs.get("shred_cases") or ()
+    if shredded and mark == "?":
+        # SQLite keeps deleted rows in free pages; this zeroes them instead.
+        c.execute("PRAGMA secure_delete = ON")
     for case_id in shredded:
         c.execute(f"DELETE FROM {TABLE} WHERE case_id = {mark}", (case_id.hex,))
         c.execute(
