@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from eventsourcing.cipher import AESCipher
 from eventsourcing.persistence import StoredEvent
 from pydantic import SecretStr
 
@@ -24,9 +23,12 @@ from tests.support.api import Api, make_api
 from tests.support.drivers import OverHttp
 
 CHECKPOINT_KEY = "erasure-tests-checkpoint-key-0123456789abcdef"
-OLD_RING_KEY = AESCipher.create_key(32)
-RING = f"{AESCipher.create_key(32)},{OLD_RING_KEY}"
-"""Two ring keys, newest first: whatever either can decrypt, the tests try."""
+RING = (
+    "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=,"
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+)
+"""Two ring keys, newest first, fixed (the retention command runs in a process of
+its own): whatever either can decrypt, the tests try."""
 CLIENT_REF = "ZQ-ERASE-ME-4417"
 NOTE = "ZQ-NOTE-SECRET-9921 the client's sister"
 COURSE = Course()
