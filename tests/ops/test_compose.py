@@ -41,6 +41,7 @@ def test_docker_compose_config_validates_with_secrets_from_the_environment() -> 
         "api",
         "projections",
         "webhooks",
+        "retention",
         "prometheus",
     }
     for value in SECRETS.values():
@@ -52,7 +53,8 @@ def test_docker_compose_config_validates_with_secrets_from_the_environment() -> 
     assert "- webhooks\n    - run" in rendered.stdout
     assert "--workers\n    - '4'" in rendered.stdout
     assert rendered.stdout.count("healthcheck:") == 4
-    assert rendered.stdout.count("image: ipt-workflow:local") == 3
+    assert rendered.stdout.count("image: ipt-workflow:local") == 4
+    assert "ipt-workflow retention run" in rendered.stdout
 
 
 def test_docker_compose_refuses_to_render_without_the_secrets() -> None:
