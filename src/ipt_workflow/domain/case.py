@@ -180,10 +180,14 @@ class TherapyCase(CaseFacts, Aggregate):
 
     def why_not(self) -> dict[Transition, list[Violation]]:
         """Every transition with every reason it may not happen now (empty: allowed)."""
+        if erased := erasure.erased_refusal(self.erased):
+            return {t: list(erased) for t in Transition}
         return phases.why_not(self)
 
     def handle(self, ctx: CommandContext, command: Command) -> CommandResult:
-        """Run any command on the case: the method named after it."""
+        """Run any command on the case: the method named after it. An erased
+        case refuses every command, retries of earlier ones too."""
+        _refuse_if(erasure.erased_refusal(self.erased))
         method: Callable[[CommandContext, Any], CommandResult] = getattr(
             self, command.name
         )
