@@ -91,6 +91,35 @@ class TestRefusals:
         assert erase(api, case_id).status_code == 202
         assert refused_rules(hold(api, case_id)) == ["case.erased"]
 
+
+class TestAfterErasure:
+    def test_an_erased_case_refuses_commands_and_its_client_may_come_back(
+        self, sqlite_erasure_api: Api
+    ) -> None:
+        api = sqlite_erasure_api
+        case_id = withdrawn_case(api, "RETURNING-1")
+        assert erase(api, case_id).status_code == 202
+        before = api.get(f"/cases/{case_id}").json()
+
+        measure = api.post(
+            f"/cases/{case_id}/measures",
+            {"instrument": "phq9", "score": 9, "measured_on": "2026-10-01"},
+        )
+        reopened = api.post(
+            "/cases",
+            {
+                "client_ref": "RETURNING-1",
+                "protocol": "ipt",
+                "client_age": 34,
+                "clinician_id": "t-7",
+            },
+        )
+
+        assert refused_rules(measure) == ["case.erased"]
+        unchanged(api, case_id, before)
+        assert reopened.status_code == 201, reopened.text
+        assert reopened.json()["id"] != case_id
+
     def test_bad_input_is_named_and_changes_nothing(
         self, sqlite_erasure_api: Api
     ) -> None:

@@ -416,6 +416,8 @@ class CaseView(BaseModel):
                     "phase": "beginning",
                     "version": 1,
                     "position": 1,
+                    "retention_until": None,
+                    "legal_hold": None,
                 }
             ]
         }
@@ -442,9 +444,10 @@ class CaseView(BaseModel):
     deviations: list[DeviationView]
     transitions: dict[str, TransitionView]
     retention_until: date | None = None
-    """GET only: the first day the case may be erased for retention (open: null)."""
+    """The first day the case may be erased for retention (open: null); the
+    record's present state, so not in a replay."""
     legal_hold: dict[str, str] | None = None
-    """GET only: the legal hold that suspends retention, if any."""
+    """The legal hold that suspends retention, if any (not in a replay)."""
 
 
 class ErasedCaseView(BaseModel):

@@ -157,4 +157,5 @@ def history_item(event: Any, *, erased: bool = False) -> dict[str, Any]:
         "on_behalf_of": event.on_behalf_of,
         "command_id": event.command_id,
         "data": facts,
+        "erased": False,
     }

@@ -51,6 +51,8 @@ class ErasedEvent(Aggregate.Event):
     """An event whose data was destroyed with its case's key: only its envelope."""
 
     erased_topic: str
+    erased_subject: UUID
+    """The case whose key was destroyed (the aggregate, or the case it names)."""
     recorded_by: str | None
     on_behalf_of: str | None
 
@@ -60,7 +62,12 @@ class ErasedEvent(Aggregate.Event):
         return self.erased_topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
 
     def apply(self, aggregate: Any) -> None:
-        """Nothing is known of what it changed."""
+        """What it changed is not known; an aggregate that refers to erased cases
+        (the client index) is told, so that a copy cached from before the erasure
+        forgets the case too."""
+        forget = getattr(aggregate, "forget_erased_case", None)
+        if callable(forget):
+            forget(self.erased_subject)
 
 
 class ErasedCreation(ErasedEvent, Aggregate.Created):
@@ -187,7 +194,7 @@ class CaseKeyMapper(Mapper[UUID]):
             envelope = self.transcoder.decode(self.ring.decrypt(sealed_envelope))
             key = self.key_of(subject)
             if key is None:
-                return self._erased(stored_event, envelope)
+                return self._erased(stored_event, envelope, subject)
             nonce = rest[:NONCE_BYTES]
             tag = rest[NONCE_BYTES : NONCE_BYTES + TAG_BYTES]
             aes = AES.new(key, AES.MODE_GCM, nonce=nonce)
@@ -224,7 +231,7 @@ class CaseKeyMapper(Mapper[UUID]):
         return cast(DomainEventProtocol[UUID], domain_event)
 
     def _erased(
-        self, stored: StoredEvent, envelope: dict[str, Any]
+        self, stored: StoredEvent, envelope: dict[str, Any], subject: UUID
     ) -> DomainEventProtocol[UUID]:
         if stored.topic == get_topic(Snapshot):
             raise MapperDeserialisationError(
@@ -237,6 +244,7 @@ class CaseKeyMapper(Mapper[UUID]):
             "originator_version": stored.originator_version,
             "timestamp": envelope["timestamp"],
             "erased_topic": stored.topic,
+            "erased_subject": subject,
             "recorded_by": envelope.get("recorded_by"),
             "on_behalf_of": envelope.get("on_behalf_of"),
         }

@@ -14,7 +14,7 @@ from ipt_workflow.api import schemas as s
 from ipt_workflow.api.access import CaseReadsDep
 from ipt_workflow.api.deps import Reader, ReadYourWrites, ServicesDep
 from ipt_workflow.api.errors import responses
-from ipt_workflow.api.routes.commands import Runner, answer
+from ipt_workflow.api.routes.commands import Runner, answer, with_retention
 from ipt_workflow.api.views import (
     case_view,
     erased_view,
@@ -73,7 +73,10 @@ def open_case(body: s.CaseCreate, runner: Runner) -> JSONResponse:
         command, runner.context(body), idempotency=runner.claim(body, 201)
     )
     status = outcome.status or (201 if outcome.created else 200)
-    response = answer(outcome, case_view(outcome.case, outcome.position), status)
+    content = with_retention(
+        runner.svc, outcome.case, case_view(outcome.case, outcome.position)
+    )
+    response = answer(outcome, content, status)
     response.headers["Location"] = f"/cases/{outcome.case.id}"
     return response
 
@@ -97,11 +100,7 @@ def get_case(
     outcome = Outcome(case, CommandResult(case.version), position)
     if case.erased is not None:
         return answer(outcome, erased_view(case, position), 200)
-    content = case_view(case, outcome.position)
-    if svc.retention is not None:
-        until = svc.retention.until(case)
-        content["retention_until"] = None if until is None else until.isoformat()
-        content["legal_hold"] = case.held
+    content = with_retention(svc, case, case_view(case, outcome.position))
     return answer(outcome, content, 200)
 
 
