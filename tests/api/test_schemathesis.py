@@ -237,6 +237,8 @@ def aim(case: Case, ids: tuple[str | None, ...]) -> None:
 
     A well-formed case id is replaced by one of `ids`, chosen by its value, so a
     failing example replays and shrinks as usual; a malformed one is kept (404).
+    A well-formed subscription id likewise by a seeded subscription of clinic-a, or
+    kept.
     A well-formed `min_position` is held at 0: past the read models it waits 5 s by
     design (api.md), which the run cannot afford per example; 0 still runs the
     read-your-writes path, and test_malformed_input.py tests its edges.

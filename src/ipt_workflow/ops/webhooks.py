@@ -8,6 +8,7 @@ lines and in `GET /webhooks/status`, never as metric labels (D32).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,26 +24,44 @@ from ipt_workflow.storage.webhooks import Delivery, Subscription
 
 log = structlog.get_logger("ipt_workflow.webhooks")
 
-DELIVERIES = Counter(
-    "ipt_webhook_deliveries",
-    "Webhook delivery attempts, by outcome (delivered, http_error, timeout, "
-    "network_error, refused).",
-    ["outcome"],
-)
-DURATION = Histogram(
-    "ipt_webhook_delivery_duration_seconds",
-    "Time one delivery attempt took, from connecting to the receiver's answer.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
-)
-LAG = Histogram(
-    "ipt_webhook_delivery_lag_seconds",
-    "Time from an event's recording to its acknowledged delivery.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600, 3600, 21600, 86400),
-)
-FAILING = Counter(
-    "ipt_webhook_subscriptions_failed",
-    "Subscriptions that turned `failing` (retried past the retry window).",
-)
+
+class _Metrics:
+    """The dispatcher's counters, made on first use: a metric without labels writes
+    its file at once in multiprocess mode, and `serve` imports this module before it
+    prepares that folder."""
+
+    def __init__(self) -> None:
+        self.deliveries = Counter(
+            "ipt_webhook_deliveries",
+            "Webhook delivery attempts, by outcome (delivered, http_error, timeout, "
+            "network_error, refused).",
+            ["outcome"],
+        )
+        self.duration = Histogram(
+            "ipt_webhook_delivery_duration_seconds",
+            "Time one delivery attempt took, from connecting to the receiver's answer.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+        )
+        self.lag = Histogram(
+            "ipt_webhook_delivery_lag_seconds",
+            "Time from an event's recording to its acknowledged delivery.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600, 3600, 21600, 86400),
+        )
+        self.failing = Counter(
+            "ipt_webhook_subscriptions_failed",
+            "Subscriptions that turned `failing` (retried past the retry window).",
+        )
+
+
+_made: list[_Metrics] = []
+_made_lock = threading.Lock()
+
+
+def _metrics() -> _Metrics:
+    with _made_lock:
+        if not _made:
+            _made.append(_Metrics())
+        return _made[0]
 
 
 class WebhookLog:
@@ -52,12 +71,14 @@ class WebhookLog:
         # httpx logs every request's URL at INFO; a receiver's URL may carry a
         # token in its path or query, and the attempt line says all that matters.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        _metrics()
 
     def attempted(
         self, sub: Subscription, delivery: Delivery, lag_seconds: float | None
     ) -> None:
-        DELIVERIES.labels(delivery.outcome).inc()
-        DURATION.observe((delivery.duration_ms or 0) / 1000)
+        metrics = _metrics()
+        metrics.deliveries.labels(delivery.outcome).inc()
+        metrics.duration.observe((delivery.duration_ms or 0) / 1000)
         fields: dict[str, Any] = {
             "subscription_id": sub.id,
             "clinic_id": sub.clinic_id,
@@ -69,7 +90,7 @@ class WebhookLog:
             "duration_ms": delivery.duration_ms,
         }
         if lag_seconds is not None:
-            LAG.observe(max(lag_seconds, 0.0))
+            metrics.lag.observe(max(lag_seconds, 0.0))
             log.debug("webhook_delivered", **fields)
             return
         if delivery.next_attempt_at is not None:
@@ -79,7 +100,7 @@ class WebhookLog:
         log.warning("webhook_attempt_failed", reason=delivery.error, **fields)
 
     def failing(self, sub: Subscription, event_id: str) -> None:
-        FAILING.inc()
+        _metrics().failing.inc()
         log.error(
             "webhook_subscription_failing",
             subscription_id=sub.id,
