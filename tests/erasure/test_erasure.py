@@ -17,6 +17,7 @@ from tests.erasure.conftest import (
     CLIENT_REF,
     COURSE,
     NOTE,
+    RING,
     app_of,
     decrypted_payloads,
     erase,
@@ -154,9 +155,7 @@ class TestAfterErasure:
         check = api.get(f"/cases/{case_id}/verify", "auditor").json()
         monkeypatch.setenv("IPT_DATABASE_URL", settings_of(api).database_url)
         monkeypatch.setenv("IPT_CHECKPOINT_KEY", CHECKPOINT_KEY)
-        monkeypatch.setenv(
-            "IPT_CIPHER_KEY", settings_of(api).cipher_key.get_secret_value()
-        )  # type: ignore[union-attr]
+        monkeypatch.setenv("IPT_CIPHER_KEY", RING)
         capsys.readouterr()
         code = main(["audit", "verify", "--all"])
         out = capsys.readouterr().out

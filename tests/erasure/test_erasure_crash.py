@@ -29,7 +29,7 @@ def states(url: str, ids: list[UUID]) -> dict[UUID, tuple[bool, bool]]:
         keys = {
             UUID(r[0]) for r in db.execute(f"SELECT case_id FROM {TABLE}").fetchall()
         }
-        last = dict(
+        last: dict[UUID, str] = dict(
             db.execute(
                 "SELECT DISTINCT ON (originator_id) originator_id, topic "
                 "FROM cases_events ORDER BY originator_id, originator_version DESC"
