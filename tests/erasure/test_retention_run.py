@@ -29,8 +29,9 @@ RUN_SECONDS = 60
 
 def retention_run(
     api: Api, tmp_path: Path, *args: str
-) -> tuple[str, list[dict[str, Any]]]:
-    """Run the command in its own process; its summary and its log lines."""
+) -> tuple[str, list[dict[str, Any]], str]:
+    """Run the command in its own process: its summary, its log lines and its
+    progress bar (the last line of standard error that is not a log line)."""
     env = {
         **os.environ,
         "IPT_DATABASE_URL": settings_of(api).database_url,
@@ -52,9 +53,12 @@ def retention_run(
     lines = [
         json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")
     ]
-    return done.stdout, [
-        line for line in lines if line.get("event") == "retention_case"
-    ]
+    progress = [x for x in done.stderr.splitlines() if x.startswith("[")]
+    return (
+        done.stdout,
+        [line for line in lines if line.get("event") == "retention_case"],
+        progress[-1] if progress else "",
+    )
 
 
 def test_a_dry_run_lists_what_is_due_and_apply_erases_only_that(
@@ -71,13 +75,14 @@ def test_a_dry_run_lists_what_is_due_and_apply_erases_only_that(
     before = {c: api.get(f"/cases/{c}").json() for c in (due, held, minor, still_open)}
     metrics = tmp_path / "retention.prom"
 
-    summary, lines = retention_run(api, tmp_path)
+    summary, lines, progress = retention_run(api, tmp_path)
 
     assert "1 cases due for erasure" in summary and "nothing was erased" in summary
     assert [(line["case_id"], line["action"]) for line in lines] == [(due, "due")]
+    assert progress == "[" + "#" * 30 + "] 1/1"
     assert {c: api.get(f"/cases/{c}").json() for c in before} == before
 
-    summary, lines = retention_run(
+    summary, lines, progress = retention_run(
         api, tmp_path, "--apply", "--metrics-file", str(metrics)
     )
 
@@ -94,6 +99,7 @@ def test_a_dry_run_lists_what_is_due_and_apply_erases_only_that(
     assert 'ipt_retention_run_cases_total{action="erased"} 1.0' in text
     assert 'ipt_retention_run_cases_total{action="unsupported"} 0.0' in text
 
-    _, again = retention_run(api, tmp_path, "--apply")
+    _, again, progress = retention_run(api, tmp_path, "--apply")
     assert again == []  # an erased case is never due again
+    assert progress == "[" + "#" * 30 + "] 0/0"
     assert erase(api, due).status_code == 202
