@@ -4,6 +4,7 @@ every key of the ring, and its history still verifies."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -145,6 +146,7 @@ class TestAfterErasure:
         erasure_api: Api,
         monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
     ) -> None:
         api = erasure_api
         case_id = withdrawn_case(api)
@@ -167,6 +169,12 @@ class TestAfterErasure:
         assert code == 0, out
         assert f"{case_id} intact (erased)" in out
         assert "1 erased" in out
+        export = tmp_path / "case.jsonl"
+        exported = main(["audit", "export", "--case", case_id, "--output", str(export)])
+        offline = main(["audit", "verify", "--file", str(export)])
+        assert (exported, offline) == (0, 0)
+        assert f"{case_id} intact (erased)" in capsys.readouterr().out
+        assert CLIENT_REF not in export.read_text()
 
 
 def test_the_event_feed_shows_an_erased_case_s_events_without_data(

@@ -641,6 +641,7 @@ def verify_export(lines: Iterable[str], keys: Sequence[bytes]) -> CaseCheck:
         hashes = {r["version"]: bytes.fromhex(r["hash"]) for r in events if r["hash"]}
     except (KeyError, ValueError, TypeError) as error:
         raise ExportFormatError(f"an event line is malformed: {error}") from None
+    check.erased = bool(stored) and stored[-1].topic == CaseErased.TOPIC
     chain = verify(stored, hashes)
     check.events_checked = chain.events_checked
     if not chain.intact:
