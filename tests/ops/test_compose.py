@@ -28,7 +28,14 @@ def test_the_compose_file_fits_the_compose_schema_with_secrets_from_the_env() ->
 
     validate(rendered)
     services = rendered["services"]
-    assert set(services) == {"postgres", "api", "projections", "webhooks", "prometheus"}
+    assert set(services) == {
+        "postgres",
+        "api",
+        "projections",
+        "webhooks",
+        "retention",
+        "prometheus",
+    }
     for name in ("api", "projections", "webhooks"):
         environment = services[name]["environment"]
         assert environment["IPT_DATABASE_URL"] == (
@@ -42,11 +49,12 @@ def test_the_compose_file_fits_the_compose_schema_with_secrets_from_the_env() ->
     )
     assert services["projections"]["command"][1:3] == ["projections", "run"]
     assert services["webhooks"]["command"][1:3] == ["webhooks", "run"]
+    assert "ipt-workflow retention run" in str(services["retention"])
     command = services["api"]["command"]
     assert command[command.index("--workers") + 1] == "4"
     assert services["api"]["ports"] == ["8000:8000"]
     assert sum("healthcheck" in s for s in services.values()) == 4
-    assert [s.get("image") for s in services.values()].count("ipt-workflow:local") == 3
+    assert [s.get("image") for s in services.values()].count("ipt-workflow:local") == 4
 
 
 def test_the_schema_check_refuses_a_service_with_an_unknown_key() -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ipt_workflow import __version__
 from ipt_workflow.cli import audit as audit_cli
+from ipt_workflow.cli import retention as retention_cli
 from ipt_workflow.cli import webhooks as webhooks_cli
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     audit_cli.add_parser(commands)
     webhooks_cli.add_parser(commands)
+    retention_cli.add_parser(commands)
     return parser
 
 
@@ -103,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _projections(args)
     if args.command == "audit":
         return audit_cli.run(args, _settings())
+    if args.command == "retention":
+        return retention_cli.run(args, _settings())
     if args.command == "webhooks":
         webhooks_cli.dev_requested(args)
         return webhooks_cli.run(args, _settings())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +30,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from ipt_workflow.storage.case_keys import write_case_keys
 from ipt_workflow.storage.chain import ChainLink, link
 from ipt_workflow.storage.connections import STEADY_METHODS
 from ipt_workflow.storage.idempotency import IdempotencyRecord
@@ -100,6 +102,10 @@ class ChainedPostgresApplicationRecorder(
         keys = SQL("{0}.{1}").format(
             Identifier(datastore.schema), Identifier(f"{events_table_name}_keys")
         )
+        # Plain text for write_case_keys; both names are this class's own.
+        self._keys_table = f'"{datastore.schema}"."{events_table_name}_keys"'
+        snapshots = events_table_name.removesuffix("_events") + "_snapshots"
+        self._snapshots_table = f'"{datastore.schema}"."{snapshots}"'
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {0} ("
@@ -189,6 +195,15 @@ class ChainedPostgresApplicationRecorder(
                 prepare=False,
             )
         self.index_cases(own, stored_events, kwargs.get("case_clinics"))
+        write_case_keys(
+            own,
+            "%s",
+            kwargs,
+            snapshots_table=self._snapshots_table,
+            idempotency_table=self._keys_table,
+            now=datetime.now(UTC).isoformat(),
+            unprepared=True,
+        )
 
     def select_hashes(self, originator_id: UUID | str) -> dict[int, bytes]:
         """The stored chain hashes of one aggregate, by version."""
