@@ -19,7 +19,21 @@ from ipt_workflow.domain.errors import DomainError, GuardFailed, InvalidInput
 from ipt_workflow.domain.protocols import Protocol
 from tests.unit.test_case_stateful import TODAY, CaseMachine, snapshot
 
-CLIENT_FIELDS = ("client_ref", "inventory", "focus", "contract", "sessions", "measures")
+CLIENT_FIELDS = (
+    "client_ref",
+    "intake_on",
+    "inventory",
+    "focus",
+    "contract",
+    "sessions",
+    "missed_sessions",
+    "measures",
+    "risk",
+    "relapse",
+    "termination_tasks",
+    "offers",
+    "follow_up_contract",
+)
 
 
 class ErasingCaseMachine(CaseMachine):
@@ -86,6 +100,12 @@ class ErasingCaseMachine(CaseMachine):
         for name in CLIENT_FIELDS:
             assert not getattr(case, name), name
         assert case.is_final
+
+    @invariant()
+    def nothing_is_dated_more_than_30_days_before_the_intake(self) -> None:
+        # An erased case has no intake date left, and no dates to compare with it.
+        if self.case.erased is None:
+            super().nothing_is_dated_more_than_30_days_before_the_intake()
 
     @invariant()
     def refused_commands_and_replays_change_nothing(self) -> None:
