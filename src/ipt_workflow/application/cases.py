@@ -21,6 +21,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Recording
+from eventsourcing.utils import strtobool
 
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.client_reference import ClientReference
@@ -169,8 +170,10 @@ class CaseApplication(Application[UUID]):
         if mapper.cipher is None:
             return mapper
         if self._case_keys is None and (url := self.env.get("CASE_KEYS_URL")):
-            # Applications the library builds (projection runners) get it this way.
-            self._case_keys = open_case_key_store(url)
+            # Applications the library builds (projection runners) get it this way;
+            # the table is made where the events' tables are (CREATE_TABLE, D90).
+            create = strtobool(self.env.get("CREATE_TABLE") or "y")
+            self._case_keys = open_case_key_store(url, create_table=create)
         if self._case_keys is None:
             return mapper
         return CaseKeyMapper(

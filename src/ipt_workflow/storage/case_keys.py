@@ -64,10 +64,11 @@ class CaseKeyStore(ABC):
 class SQLiteCaseKeyStore(CaseKeyStore):
     """Keys in the events' SQLite file, so one transaction covers both."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, create_table: bool = True) -> None:
         self.path = path
-        with self._cursor() as c:
-            c.execute(CREATE.format(blob="BLOB"))
+        if create_table:
+            with self._cursor() as c:
+                c.execute(CREATE.format(blob="BLOB"))
 
     def _cursor(self) -> AbstractContextManager[Any]:
         return sqlite_cursor(self.path)
@@ -87,10 +88,11 @@ class PostgresCaseKeyStore(CaseKeyStore):
 
     placeholder = "%s"
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, create_table: bool = True) -> None:
         self.pool = small_pool(conninfo)
-        with self._cursor() as c:
-            c.execute(CREATE.format(blob="bytea"))
+        if create_table:  # else `db init` or `serve` made it: workers run no DDL (D90)
+            with self._cursor() as c:
+                c.execute(CREATE.format(blob="bytea"))
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
@@ -101,11 +103,12 @@ class PostgresCaseKeyStore(CaseKeyStore):
         self.pool.close()
 
 
-def open_case_key_store(url: str) -> CaseKeyStore:
+def open_case_key_store(url: str, *, create_table: bool = True) -> CaseKeyStore:
     """The store of a database URL: `sqlite:///path` or `postgresql://...`."""
     if url.startswith("sqlite:"):
-        return SQLiteCaseKeyStore(url.removeprefix("sqlite://").removeprefix("/"))
-    return PostgresCaseKeyStore(url)
+        path = url.removeprefix("sqlite://").removeprefix("/")
+        return SQLiteCaseKeyStore(path, create_table=create_table)
+    return PostgresCaseKeyStore(url, create_table=create_table)
 
 
 def write_case_keys(
