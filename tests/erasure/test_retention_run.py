@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.courses import Course
+from ipt_workflow.domain.erasure import add_years
 from tests.erasure.conftest import (
     CLIENT_REF,
     COURSE,
@@ -103,3 +105,20 @@ def test_a_dry_run_lists_what_is_due_and_apply_erases_only_that(
     assert again == []  # an erased case is never due again
     assert progress == "[" + "#" * 30 + "] 0/0"
     assert erase(api, due).status_code == 202
+
+
+def test_a_minor_s_retention_counts_from_the_intake_day_not_the_opening_day(
+    sqlite_erasure_api: Api,
+) -> None:
+    api = sqlite_erasure_api
+    today = datetime.now(UTC).date()
+    intake = today - timedelta(days=20)
+    teen = Course("ipt-a", age=15, intake_on=intake)
+    case_id = OverHttp(api.post).open(teen, "MINOR-2", "t-7")
+    OverHttp(api.post).run(case_id, *teen.commands(Phase.withdrawn))
+
+    case = api.get(f"/cases/{case_id}").json()
+
+    assert case["intake_on"] == intake.isoformat()
+    # Surely 25 ten years after the intake at 15; 7 years after the end is earlier.
+    assert case["retention_until"] == add_years(intake, 10).isoformat()

@@ -107,7 +107,8 @@ class Retention:
         ended = case.ended_on or self._ended_from_events(case.id)
         return retention_until(
             self.policy_of(case.clinic_id),
-            intake_on=case.created_on.date(),
+            # Every case has one (cases of 0.1.0: their opening day, by upcasting).
+            intake_on=date.fromisoformat(case.intake_on),
             ended_on=ended,
             age_at_intake=case.client_age,
         )
