@@ -12,7 +12,11 @@ import pytest
 from ipt_workflow.application import auditing as audit
 from ipt_workflow.cli.main import main
 from ipt_workflow.composition.settings import sqlite_path
+from ipt_workflow.domain.commands import Withdraw
 from ipt_workflow.storage.case_keys import TABLE
+from tests.audit.test_fhir_clinical_events import (
+    course_with_risk_revision_and_relapse,
+)
 from tests.erasure.conftest import (
     CHECKPOINT_KEY,
     CLIENT_REF,
@@ -28,6 +32,23 @@ from tests.erasure.conftest import (
 )
 from tests.support.api import Api
 from tests.support.drivers import OverHttp
+
+SECTION_8 = {
+    "intake_on",
+    "inventory",
+    "risk",
+    "relapse",
+    "termination_tasks",
+    "outcome",
+    "outcome_revised_after_decision",
+    "follow_up_offer",
+    "follow_up_contract",
+    "latest_measure",
+    "baseline",
+    "focus",
+    "client_ref",
+}
+"""A case answer's clinical state: none of it is shown once the case is erased."""
 
 
 def wrapped_key(url: str, case_id: str) -> bytes:
@@ -190,3 +211,41 @@ def test_the_event_feed_shows_an_erased_case_s_events_without_data(
     assert mine and all(i["erased"] for i in mine if i["type"] != "CaseErased")
     assert "SymptomsMeasured" in {i["type"] for i in mine}
     assert all(i["data"] == {} for i in mine if i["type"] == "SymptomsMeasured")
+
+
+def test_an_erased_case_shows_none_of_its_safety_and_follow_up_state(
+    sqlite_erasure_api: Api,
+) -> None:
+    """Main's §8 events (a risk flag and its review, a revised outcome, a suspected
+    relapse) keep only their envelope, and the case shows none of their state."""
+    api = sqlite_erasure_api
+    case_id = course_with_risk_revision_and_relapse(api)
+    OverHttp(api.post).run(case_id, Withdraw.parse(reason="other", note=NOTE))
+    before = api.get(f"/cases/{case_id}").json()
+    assert before["risk"] is not None and before["relapse"] is not None  # control
+    versions = before["version"]
+
+    assert erase(api, case_id).status_code == 202
+
+    case = api.get(f"/cases/{case_id}").json()
+    assert not SECTION_8 & set(case), set(case)
+    history = api.get(f"/cases/{case_id}/history", limit=1000).json()["items"]
+    types = [h["type"] for h in history[:-1]]
+    assert {"RiskFlagged", "RiskReviewed", "OutcomeRevised", "RelapseSuspected"} <= set(
+        types
+    )
+    assert all(h["erased"] and h["data"] == {} for h in history[:-1])
+    feed = api.get("/events", "auditor", limit=1000).json()["items"]
+    mine = [i for i in feed if i["case_id"] == case_id and i["type"] != "CaseErased"]
+    assert {i["type"] for i in mine} == set(types)
+    assert all(i["erased"] and i["data"] == {} for i in mine)
+    for version in (1, versions):
+        replay = api.get(f"/cases/{case_id}/replay", "auditor", version=version)
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["erased"] is True
+        assert not SECTION_8 & set(replay.json())
+    assert api.get(f"/cases/{case_id}/fhir", "auditor").status_code == 410
+    assert (
+        api.get(f"/cases/{case_id}/fhir", "auditor", type="transaction").json()["code"]
+        == "case_erased"
+    )
