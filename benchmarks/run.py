@@ -781,7 +781,7 @@ class Bench:
                         "seconds": round(report.seconds, 1),
                         "wall_seconds": round(report.wall_seconds, 1),
                         "rate": round(report.rate),
-                        "per_model_rate": report.per_model,
+                        "per_model_seconds": report.per_model,
                         "runner_rate": round(runner),
                         "runner_events": found["runner_events"],
                         "ratio": round(ratio, 1),

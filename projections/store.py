@@ -68,9 +68,19 @@ class ReadModelView(TrackingRecorder, ABC):
             before = self._load_facts(c, ids)
             current: dict[str, Facts] = dict(before)
             deltas: dict[tuple[Key, str], int] = {}
+            erased: set[str] = set()
             for event in batch.events:
                 case_id = str(event.originator_id)
                 old = current.get(case_id)
+                if not isinstance(event, events.CaseEvent):
+                    continue  # an erased case's event: nothing is left to fold
+                if isinstance(event, events.CaseErased):
+                    # The case leaves every read model, as if it never was.
+                    if old is not None and not self.model.per_case:
+                        self._diff(old, None, deltas)
+                    current.pop(case_id, None)
+                    erased.add(case_id)
+                    continue
                 new = evolve(old, event)
                 if new is None:
                     continue
@@ -78,6 +88,7 @@ class ReadModelView(TrackingRecorder, ABC):
                 if not self.model.per_case:
                     self._diff(old, new, deltas)
             changed = {k: v for k, v in current.items() if v is not before.get(k)}
+            self._delete(c, sorted(erased))
             self._save_facts(c, changed)
             if self.model.per_case:
                 rows = {k: self.model.row(v) for k, v in changed.items()}
@@ -89,10 +100,10 @@ class ReadModelView(TrackingRecorder, ABC):
             self._track(c, batch.tracking)
 
     def _diff(
-        self, old: Facts | None, new: Facts, deltas: dict[tuple[Key, str], int]
+        self, old: Facts | None, new: Facts | None, deltas: dict[tuple[Key, str], int]
     ) -> None:
         before = self.model.counts(old) if old is not None else {}
-        after = self.model.counts(new)
+        after = self.model.counts(new) if new is not None else {}
         for key in before.keys() | after.keys():
             metrics = before.get(key, {}).keys() | after.get(key, {}).keys()
             for metric in metrics:
@@ -144,6 +155,10 @@ class ReadModelView(TrackingRecorder, ABC):
 
     @abstractmethod
     def _save_facts(self, c: Any, facts: dict[str, Facts]) -> None: ...
+
+    @abstractmethod
+    def _delete(self, c: Any, case_ids: list[str]) -> None:
+        """Drop the facts and rows of erased cases."""
 
     @abstractmethod
     def _save_rows(
@@ -211,6 +226,12 @@ class SQLiteReadModelView(ReadModelView, SQLiteTrackingRecorder):
             "SET facts = excluded.facts",
             [(k, json.dumps(v)) for k, v in facts.items()],
         )
+
+    def _delete(self, c: Any, case_ids: list[str]) -> None:
+        for table in ("facts", "case_rows"):
+            c.executemany(
+                f"DELETE FROM {table} WHERE case_id = ?", [(k,) for k in case_ids]
+            )
 
     def _save_rows(self, c: Any, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
         c.executemany(
@@ -324,6 +345,14 @@ class PostgresReadModelView(ReadModelView, PostgresTrackingRecorder):
                 ),
                 [(k, json.dumps(v)) for k, v in facts.items()],
             )
+
+    def _delete(self, c: Any, case_ids: list[str]) -> None:
+        if case_ids:
+            for table in ("{facts}", "{rows}"):
+                c.execute(
+                    self._sql(f"DELETE FROM {table} WHERE case_id = ANY(%s)"),
+                    (case_ids,),
+                )
 
     def _save_rows(self, c: Any, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
         if rows:

@@ -51,6 +51,8 @@ OPENING = {
     "clinician_id": "t-7",
 }
 CASE_FIELDS = {
+    "retention_until",
+    "legal_hold",
     "id",
     "clinic_id",
     "client_ref",
@@ -586,7 +588,9 @@ class TestHistory:
                 "on_behalf_of",
                 "command_id",
                 "data",
+                "erased",
             }
+            assert item["erased"] is False
             assert item["recorded_by"] == "clinician-actor"
             assert item["occurred_at"].endswith("+00:00")
         assert (opened["version"], opened["type"]) == (1, "CaseOpened")

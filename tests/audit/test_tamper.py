@@ -82,6 +82,7 @@ class TestIntact:
             "snapshot_version": None,
             "checkpoint": 1,
             "problems": [],
+            "erased": False,
         }
         assert (code_all, code_one) == (0, 0), out_all
         assert "intact: " in out_all

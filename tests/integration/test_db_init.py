@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+from pydantic import SecretStr
 
 from ipt_workflow.composition.bootstrap import bootstrap, prepare_storage
 from ipt_workflow.composition.builders import build_application
@@ -22,6 +23,7 @@ from ipt_workflow.domain.courses import Course
 from tests.support.postgres import Cluster
 
 CLI = [sys.executable, "-m", "ipt_workflow.cli.main"]
+RING = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
 def tables(url: str) -> set[str]:
@@ -46,6 +48,22 @@ def test_db_init_creates_the_event_snapshot_and_chain_tables(database_url: str) 
         else {"cases_events", "cases_snapshots", "cases_events_hashes"}
     )
     assert expected <= tables(database_url)
+
+
+def test_the_case_key_table_is_made_by_db_init_and_never_by_a_worker(
+    database_url: str,
+) -> None:
+    settings = Settings(database_url=database_url, cipher_key=SecretStr(RING))
+    worker = build_application(settings.model_copy(update={"create_tables": False}))
+    assert worker.case_keys is not None  # the worker does use the key store
+    worker.close()
+    assert "case_data_keys" not in tables(database_url)
+
+    env = {**os.environ, "IPT_DATABASE_URL": database_url, "IPT_CIPHER_KEY": RING}
+    done = subprocess.run([*CLI, "db", "init"], env=env, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    assert "case_data_keys" in tables(database_url)
 
 
 def test_db_init_creates_the_sqlite_folder(tmp_path: Path) -> None:

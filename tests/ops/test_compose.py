@@ -34,6 +34,7 @@ def test_the_compose_file_fits_the_compose_schema_with_secrets_from_the_env() ->
         "api",
         "projections",
         "webhooks",
+        "retention",
         "prometheus",
         "alertmanager",
         "grafana",
@@ -55,11 +56,12 @@ def test_the_compose_file_fits_the_compose_schema_with_secrets_from_the_env() ->
         services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
         == (SECRETS["GRAFANA_ADMIN_PASSWORD"])
     )
+    assert "ipt-workflow retention run" in str(services["retention"])
     command = services["api"]["command"]
     assert command[command.index("--workers") + 1] == "4"
     assert services["api"]["ports"] == ["8000:8000"]
     assert sum("healthcheck" in s for s in services.values()) == 4
-    assert [s.get("image") for s in services.values()].count("ipt-workflow:local") == 3
+    assert [s.get("image") for s in services.values()].count("ipt-workflow:local") == 4
 
 
 def test_the_schema_check_refuses_a_service_with_an_unknown_key() -> None:

@@ -69,8 +69,8 @@ def test_a_killed_and_restarted_projection_process_equals_a_fresh_rebuild(
 
     assert kills >= 2
     assert caught_up
+    readmodels.fold_into(settings, {name: f"{name}_check" for name in CATALOG})
     for name, entry in CATALOG.items():
-        readmodels.fold_into(settings, name, f"{name}_check")
         check = readmodels.open_view(settings, entry, f"{name}_check")
         live = models.views[name]
         assert live.rows(None) == check.rows(None), name

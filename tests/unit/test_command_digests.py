@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ipt_workflow.domain import commands as c
+from ipt_workflow.domain import erasure
 from tests.unit.builders import TODAY
 
 PINNED: dict[type[c.Command], tuple[dict[str, Any], str]] = {
@@ -137,6 +138,19 @@ PINNED: dict[type[c.Command], tuple[dict[str, Any], str]] = {
     c.Withdraw: (
         {"reason": "other", "note": "n"},
         "ec9a1bec185080b0bac92c169b0736ebd01390aef130842d4b0f3e2764623fde",
+    ),
+    # Added after 0.1.0, pinned to the release that added them (issue 15).
+    erasure.PlaceLegalHold: (
+        {"reason": "MATTER-1"},
+        "296c777b51d315416e0bc0cbc83c2ff2ad7beb3619b84b07eccb531ff9a19b4d",
+    ),
+    erasure.LiftLegalHold: (
+        {"reason": "MATTER-1"},
+        "263bbecf8053a7fb37cdba505cdf1e24fb419f1ff66a48df49dc7b6644fe4700",
+    ),
+    erasure.EraseCase: (
+        {"basis": "data_subject_request", "reason": "DSR-1"},
+        "2e04213c853eed668f6c85bd495e287d075d5e54ae08d25cedc6a3f1ed08a048",
     ),
 }
 

@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ipt_workflow.domain import commands as c
+from ipt_workflow.domain import erasure
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.codes import Transition
 from ipt_workflow.domain.phases import ALLOWED_IN, GUARDS, TRANSITIONS
@@ -54,6 +55,10 @@ def test_not_in_this_phase_has_one_wording() -> None:
     assert rule_codes_by_module()["wrong_phase"] == {"phases.py"}
 
 
+RECORD_KEEPING = {erasure.PlaceLegalHold, erasure.LiftLegalHold, erasure.EraseCase}
+"""Commands on the record, not the course: rules/erasure.py says when they may run."""
+
+
 def test_every_command_on_a_case_runs_through_an_aggregate_method_of_its_name() -> None:
     for kind in set(c.Command.__subclasses__()) - {c.OpenCase}:
         assert callable(getattr(TherapyCase, kind.name, None)), kind.name
@@ -64,6 +69,7 @@ def test_every_command_is_a_transition_or_has_the_phases_it_may_run_in() -> None
         c.OpenCase,
         c.SetContract,
         c.DecideFollowUp,
+        *RECORD_KEEPING,
     }
 
     placed = set(ALLOWED_IN) | set(TRANSITIONS) | {c.RecordSession}

@@ -38,8 +38,16 @@ def stored(row: dict[str, Any]) -> StoredEvent:
     )
 
 
+STATE_ADDED_AFTER_0_1_0 = {"ended_at", "legal_hold", "erasure"}
+"""Issue 15's state: an older snapshot lacks it and the case reads it lazily."""
+
+
 def state_of(case: TherapyCase) -> Any:
-    plain = {k: v for k, v in vars(case).items() if not k.startswith("_")}
+    plain = {
+        k: v
+        for k, v in vars(case).items()
+        if not k.startswith("_") and k not in STATE_ADDED_AFTER_0_1_0
+    }
     return json.loads(json.dumps(plain, default=str))
 
 
@@ -59,6 +67,9 @@ SINCE_0_1_0 = {
     "RiskFlagged",
     "RiskReviewed",
     "RelapseSuspected",
+    "LegalHoldPlaced",
+    "LegalHoldLifted",
+    "CaseErased",
 }
 """Events the first release did not have (so no stored event of theirs can exist)."""
 

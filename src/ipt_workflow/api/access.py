@@ -47,7 +47,7 @@ class CaseReads:
         )
 
 
-def case_reads(
+async def case_reads(
     principal: Annotated[Principal, Depends(authenticate)],
     svc: ServicesDep,
     request: Request,

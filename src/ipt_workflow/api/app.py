@@ -30,6 +30,7 @@ from ipt_workflow.api.routes import (
     problems,
     projections,
     protocols,
+    retention,
     subscriptions,
 )
 from ipt_workflow.composition.bootstrap import (
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(projections.router)
     app.include_router(audit.cases_router)
     app.include_router(audit.router)
+    app.include_router(retention.router)
     app.include_router(subscriptions.router)
     app.include_router(subscriptions.status_router)
     app.include_router(bulk.router)

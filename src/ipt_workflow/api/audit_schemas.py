@@ -30,6 +30,8 @@ class Verification(BaseModel):
     checkpoint: int | None
     """The latest signed checkpoint that vouches for the case's history."""
     problems: list[str]
+    erased: bool = False
+    """The case was erased: the chain is checked over the ciphertext that remains."""
 
 
 class FeedItem(BaseModel):
@@ -40,8 +42,11 @@ class FeedItem(BaseModel):
     occurred_at: str
     recorded_by: str
     on_behalf_of: str | None
-    command_id: str
+    command_id: str | None
+    """None for an event of an erased case."""
     data: dict[str, Any]
+    erased: bool = False
+    """The event's data was erased: only its envelope remains."""
 
 
 class FeedPage(BaseModel):

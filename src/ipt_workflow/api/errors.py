@@ -27,9 +27,11 @@ from ipt_workflow.application.cases import (
     IdempotencyKeyReusedError,
     VersionMismatchError,
 )
+from ipt_workflow.application.erasure import ErasureUnsupportedError
 from ipt_workflow.application.webhooks import TooManySubscriptionsError
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, InvalidInput
 from ipt_workflow.ops.ratelimit import RateLimited
+from ipt_workflow.storage.access_group import AccessLogBusyError
 from ipt_workflow.storage.cipher import UnknownCipherKeyError
 from ipt_workflow.storage.webhooks import KeyReusedError, SubscriptionNotFoundError
 
@@ -57,6 +59,8 @@ TITLES = {
     "headers_too_large": "The request's headers are too large",
     "internal_error": "An unexpected error; nothing was written",
     "too_many_subscriptions": "The clinic has the most webhook subscriptions allowed",
+    "erasure_unsupported": "This case's data cannot be shredded",
+    "case_erased": "The case was erased",
 }
 
 
@@ -266,6 +270,10 @@ def _too_many(_: Request, exc: Exception) -> JSONResponse:
     return problem(409, "too_many_subscriptions", f"{str(exc).capitalize()}.")
 
 
+def _unsupported(_: Request, exc: Exception) -> JSONResponse:
+    return problem(409, "erasure_unsupported", f"{str(exc).capitalize()}.")
+
+
 def _internal(_: Request, _exc: Exception) -> JSONResponse:
     return problem(500, "internal_error", "An unexpected error; nothing was written.")
 
@@ -276,6 +284,7 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
+    AccessLogBusyError,
 )
 
 
@@ -297,6 +306,7 @@ def install(app: FastAPI) -> None:
         (SubscriptionNotFoundError, _no_subscription),
         (TooManySubscriptionsError, _too_many),
         (BusyError, _busy),
+        (ErasureUnsupportedError, _unsupported),
         (RateLimited, _rate_limited),
         (MapperDeserialisationError, _undecryptable),
         *[(kind, _unavailable) for kind in DATABASE_DOWN],

@@ -532,6 +532,8 @@ class CaseView(BaseModel):
                     "phase": "beginning",
                     "version": 1,
                     "position": 1,
+                    "retention_until": None,
+                    "legal_hold": None,
                 }
             ]
         }
@@ -564,6 +566,11 @@ class CaseView(BaseModel):
     risk: RiskView | None
     relapse: RelapseView | None
     protocol_parameters: ProtocolView
+    retention_until: date | None = None
+    """The first day the case may be erased for retention (open: null); the
+    record's present state, so not in a replay."""
+    legal_hold: dict[str, str] | None = None
+    """The legal hold that suspends retention, if any (not in a replay)."""
 
 
 class Span(BaseModel):
@@ -640,6 +647,18 @@ class InventoryView(BaseModel):
     support_sources: list[RelationshipRole]
 
 
+class ErasedCaseView(BaseModel):
+    """GET /cases/{id} (and replay) of an erased case: its receipt, nothing else."""
+
+    id: str
+    clinic_id: str
+    phase: str
+    version: int
+    position: int | None
+    erased: bool
+    erasure: dict[str, str | None]
+
+
 class SessionView(BaseModel):
     number: int | None
     follow_up: bool
@@ -667,8 +686,11 @@ class HistoryItem(BaseModel):
     occurred_at: str
     recorded_by: str
     on_behalf_of: str | None
-    command_id: str
+    command_id: str | None
+    """None for an event of an erased case."""
     data: dict[str, Any]
+    erased: bool = False
+    """The event's data was erased: only its envelope remains."""
 
 
 class HistoryPage(BaseModel):

@@ -15,6 +15,7 @@ from ipt_workflow.domain.protocols import (
     SessionKind,
 )
 from ipt_workflow.domain.rules.measures import outcome_of
+from ipt_workflow.storage.case_cipher import ErasedEvent
 
 if TYPE_CHECKING:
     from ipt_workflow.application.cases import Outcome
@@ -180,8 +181,39 @@ def missed_view(case: TherapyCase) -> dict[str, Any]:
     }
 
 
-def history_item(event: Any) -> dict[str, Any]:
-    """One event as an auditor reads it: its public type name and its facts."""
+def erased_view(case: TherapyCase, position: int | None) -> dict[str, Any]:
+    """An erased case: its receipt, phase and version, nothing else."""
+    return {
+        "id": str(case.id),
+        "clinic_id": case.clinic_id,
+        "phase": case.phase,
+        "version": case.version,
+        "position": position,
+        "erased": True,
+        "erasure": case.erased,
+    }
+
+
+def history_item(event: Any, *, erased: bool = False) -> dict[str, Any]:
+    """One event as an auditor reads it: its public type name and its facts.
+
+    Of an erased case only each event's envelope is shown, and the receipt.
+    """
+    if isinstance(event, ErasedEvent) or (
+        erased and type(event) is not TherapyCase.CaseErased
+    ):
+        return {
+            "version": event.originator_version,
+            "type": event.erased_type
+            if isinstance(event, ErasedEvent)
+            else type(event).__name__,
+            "occurred_at": event.timestamp.isoformat(),
+            "recorded_by": event.recorded_by,
+            "on_behalf_of": event.on_behalf_of,
+            "command_id": None,
+            "data": {},
+            "erased": True,
+        }
     facts = {k: v for k, v in vars(event).items() if k not in _META}
     return {
         "version": event.originator_version,
@@ -191,4 +223,5 @@ def history_item(event: Any) -> dict[str, Any]:
         "on_behalf_of": event.on_behalf_of,
         "command_id": event.command_id,
         "data": facts,
+        "erased": False,
     }

@@ -25,6 +25,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ipt_workflow.application.cases import CaseApplication, CaseNotFoundError
 from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.events import CaseErased
 from ipt_workflow.storage.audit import (
     AuditRecorder,
     Checkpoint,
@@ -155,6 +156,8 @@ class CaseCheck:
     checkpoint: int | None = None
     """The latest checkpoint that vouches for this aggregate's head."""
     problems: list[str] = field(default_factory=list)
+    erased: bool = False
+    """The case was erased: its chain is checked over the ciphertext that remains."""
 
     def broken(self, problem: str, version: int | None = None) -> None:
         self.intact = False
@@ -281,6 +284,7 @@ def check_aggregate(
     stored = app.recorder.select_events(aggregate_id)
     hashes = recorder.select_hashes(aggregate_id)
     check = CaseCheck(aggregate_id)
+    check.erased = bool(stored) and stored[-1].topic == CaseErased.TOPIC
     chain = verify(stored, hashes)
     check.events_checked = chain.events_checked
     if not chain.intact:
@@ -659,6 +663,7 @@ def verify_export(lines: Iterable[str], keys: Sequence[bytes]) -> CaseCheck:
         hashes = {r["version"]: bytes.fromhex(r["hash"]) for r in events if r["hash"]}
     except (KeyError, ValueError, TypeError) as error:
         raise ExportFormatError(f"an event line is malformed: {error}") from None
+    check.erased = bool(stored) and stored[-1].topic == CaseErased.TOPIC
     chain = verify(stored, hashes)
     check.events_checked = chain.events_checked
     if not chain.intact:

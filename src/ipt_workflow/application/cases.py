@@ -20,7 +20,8 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, Mapper, Recording
+from eventsourcing.utils import strtobool
 
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.client_reference import ClientReference
@@ -36,6 +37,8 @@ from ipt_workflow.domain.errors import (
     GuardFailed,
     InvalidInput,
 )
+from ipt_workflow.storage.case_cipher import CaseKeyMapper
+from ipt_workflow.storage.case_keys import CaseKeyStore, open_case_key_store
 from ipt_workflow.storage.chain import ChainCheck, verify
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 
@@ -144,7 +147,13 @@ class CaseApplication(Application[UUID]):
     name = "cases"
     snapshotting_intervals = {TherapyCase: 50}
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        case_keys: CaseKeyStore | None = None,
+    ) -> None:
+        self._case_keys = case_keys
         super().__init__(env)
         key = self.env.get("REFERENCE_KEY") or ""
         if not key:
@@ -154,6 +163,32 @@ class CaseApplication(Application[UUID]):
         self._attempts = int(self.env.get("COMMAND_ATTEMPTS") or 30)
         self.observer: CommandObserver = _Unobserved()
         """Set by the composition root; told every command's outcome and retry."""
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """With a key store and a key ring: each new case under a key of its own."""
+        mapper = super().construct_mapper()
+        if mapper.cipher is None:
+            return mapper
+        if self._case_keys is None and (url := self.env.get("CASE_KEYS_URL")):
+            # Applications the library builds (projection runners) get it this way;
+            # the table is made where the events' tables are (CREATE_TABLE, D90).
+            create = strtobool(self.env.get("CREATE_TABLE") or "y")
+            self._case_keys = open_case_key_store(url, create_table=create)
+        if self._case_keys is None:
+            return mapper
+        return CaseKeyMapper(
+            mapper.transcoder, mapper.compressor, mapper.cipher, keys=self._case_keys
+        )
+
+    @property
+    def case_keys(self) -> CaseKeyMapper | None:
+        """The per-case keys (None: payloads are under the key ring alone)."""
+        return self.mapper if isinstance(self.mapper, CaseKeyMapper) else None
+
+    def close(self) -> None:
+        super().close()
+        if self._case_keys is not None:
+            self._case_keys.close()
 
     def save(
         self,
@@ -197,7 +232,11 @@ class CaseApplication(Application[UUID]):
                 ref = ClientReference.register(ref_id, case.id)
             else:
                 ref.claim(case.id)
-            recordings = self.save(case, ref, idempotency=_record(idempotency, case))
+            keys = self.case_keys
+            new_key = {} if keys is None else {case.id: keys.new_key(case.id)}
+            recordings = self.save(
+                case, ref, idempotency=_record(idempotency, case), case_keys=new_key
+            )
             position = _position(recordings, case.id)
             return Outcome(case, CommandResult(case.version), position, True)
 

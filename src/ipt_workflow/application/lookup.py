@@ -39,14 +39,17 @@ def moment(at: datetime) -> str:
 def cases_of_client(
     app: CaseApplication, clinic_id: str, client_ref: str
 ) -> list[CaseSummary]:
-    """Every case of the client at the clinic, open or ended, newest first."""
+    """Every case of the client at the clinic, open or ended, newest first; not the
+    erased ones."""
     try:
         ref: ClientReference = app.repository.get(
             app.reference_id(clinic_id, client_ref)
         )
     except AggregateNotFoundError:
         return []
-    summaries = [summarise(app, app.get_case(case_id)) for case_id in ref.case_ids]
+    found = [app.get_case(case_id) for case_id in ref.case_ids]
+    # An erased case is not found again by its client: nothing ties them any more.
+    summaries = [summarise(app, case) for case in found if case.erased is None]
     return sorted(summaries, key=lambda s: (s.opened_at, s.id), reverse=True)
 
 

@@ -34,6 +34,7 @@ from ipt_workflow.domain import events as case_events
 from ipt_workflow.domain.case import TherapyCase
 from ipt_workflow.domain.errors import DomainError, FieldError, InvalidInput
 from ipt_workflow.storage.audit import AuditRecorder
+from ipt_workflow.storage.case_cipher import ErasedEvent
 from ipt_workflow.storage.webhook_status import WebhookStatus
 from ipt_workflow.storage.webhooks import (
     Claim,
@@ -279,24 +280,31 @@ class UrlPolicy:
 def envelope(
     event: DomainEventProtocol[UUID], position: int, phase: str | None, clinic_id: str
 ) -> dict[str, Any]:
-    """The CloudEvents 1.0 JSON envelope of one case event: no client data."""
+    """The CloudEvents 1.0 JSON envelope of one case event: no client data.
+
+    An event of an erased case keeps its type, and says the case is gone.
+    """
     case_id = str(event.originator_id)
     version = event.originator_version
+    name = event.erased_type if isinstance(event, ErasedEvent) else None
+    data: dict[str, Any] = {
+        "position": position,
+        "version": version,
+        "phase": phase,
+        "case_id": case_id,
+        "clinic_id": clinic_id,
+    }
+    if name is not None or isinstance(event, case_events.CaseErased):
+        data["erased"] = True
     return {
         "specversion": "1.0",
         "id": f"{case_id}:{version}",
         "source": f"/cases/{case_id}",
-        "type": TYPE_PREFIX + type(event).__name__,
+        "type": TYPE_PREFIX + (name or type(event).__name__),
         "time": cast(Any, event).timestamp.isoformat(),
         "subject": case_id,
         "datacontenttype": "application/json",
-        "data": {
-            "position": position,
-            "version": version,
-            "phase": phase,
-            "case_id": case_id,
-            "clinic_id": clinic_id,
-        },
+        "data": data,
     }
 
 

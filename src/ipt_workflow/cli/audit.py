@@ -101,7 +101,10 @@ def _report(check: CaseCheck, out: TextIO) -> None:
         if check.first_broken_version is None
         else f", first broken version {check.first_broken_version}"
     )
-    out.write(f"{check.aggregate_id} {state}: {check.events_checked} events{where}\n")
+    erased = " (erased)" if check.erased else ""
+    out.write(
+        f"{check.aggregate_id} {state}{erased}: {check.events_checked} events{where}\n"
+    )
     for problem in check.problems:
         out.write(f"  {problem}\n")
 
@@ -130,11 +133,16 @@ def _verify_all(app: CaseApplication, keys: list[bytes]) -> int:
     broken = [c for c in result.cases if not c.intact]
     for check in broken:
         _report(check, sys.stdout)
+    for check in result.cases:
+        if check.erased and check.intact:
+            _report(check, sys.stdout)
     events = sum(c.events_checked for c in result.cases)
+    erased = sum(1 for c in result.cases if c.erased)
     verdict = "intact" if result.intact else "BROKEN"
     sys.stdout.write(
         f"{verdict}: {len(result.cases)} aggregates, {events} events, "
-        f"{result.checkpoints} checkpoints; {len(broken)} aggregates broken\n"
+        f"{result.checkpoints} checkpoints; {len(broken)} aggregates broken, "
+        f"{erased} erased\n"
     )
     return 0 if result.intact else 1
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ipt_workflow import __version__
 from ipt_workflow.cli import audit as audit_cli
+from ipt_workflow.cli import retention as retention_cli
 from ipt_workflow.cli import webhooks as webhooks_cli
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     audit_cli.add_parser(commands)
     webhooks_cli.add_parser(commands)
+    retention_cli.add_parser(commands)
     return parser
 
 
@@ -114,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _projections(args)
     if args.command == "audit":
         return audit_cli.run(args, _settings())
+    if args.command == "retention":
+        return retention_cli.run(args, _settings())
     if args.command == "webhooks":
         webhooks_cli.dev_requested(args)
         return webhooks_cli.run(args, _settings())
@@ -202,13 +206,14 @@ def _projections(args: argparse.Namespace) -> int:
                 return 2
         from ipt_workflow.ops.progress import progress
 
-        for name in names:
-            with progress(f"rebuild {name}", None, unit="positions") as bar:
-                report = readmodels.rebuild(settings, name, on_batch=bar.update)
-            sys.stdout.write(
-                f"{name}: {report.events} events in {report.seconds:.2f} s "
-                f"({report.rate:,.0f} events/s)\n"
-            )
+        with progress("rebuild", None, unit="positions") as bar:
+            report = readmodels.rebuild(settings, names, on_batch=bar.update)
+        sys.stdout.write(
+            f"{', '.join(names)}: {report.events} events in {report.seconds:.2f} s "
+            f"({report.rate:,.0f} events/s), one pass\n"
+        )
+        for name, seconds in report.writing.items():
+            sys.stdout.write(f"  {name}: {seconds:.2f} s folding and writing\n")
         return 0
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

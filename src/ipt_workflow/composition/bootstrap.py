@@ -18,6 +18,7 @@ from cachetools import TTLCache
 from ipt_workflow.application.auditing import Checkpointer
 from ipt_workflow.application.cases import CaseApplication, CommandObserver
 from ipt_workflow.application.dispatcher import Dispatcher
+from ipt_workflow.application.erasure import Retention
 from ipt_workflow.application.webhooks import Resolver, Webhooks
 from ipt_workflow.composition.builders import (
     build_access_log,
@@ -74,6 +75,8 @@ class Services:
     """Webhook subscriptions (None: the subscription routes answer 503)."""
     webhook_status: WebhookStatusSource | None = None
     """The subscriptions' delivery state, once webhooks exist (None: not configured)."""
+    retention: Retention | None = None
+    """Legal holds and erasure (None: built from the settings on first use)."""
     _cache: TTLCache[str, ApiKey | None] | None = field(init=False, default=None)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _recently_good: TTLCache[str, bool] = field(
@@ -175,6 +178,7 @@ def bootstrap(
         webhooks=webhooks,
         webhook_status=webhooks,  # the console's panel reads it (D84)
         exports=exports or build_exports(settings),
+        retention=Retention(cases, settings.retention_policy),
     )
 
 

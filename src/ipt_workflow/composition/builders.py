@@ -12,6 +12,7 @@ from ipt_workflow.composition.settings import (
     ensure_sqlite_directory,
     sqlite_path,
 )
+from ipt_workflow.storage.access_group import GroupCommitAccessLog
 from ipt_workflow.storage.access_log import (
     AccessLog,
     PostgresAccessLog,
@@ -46,13 +47,16 @@ def access_log_path(settings: Settings) -> str:
 
 
 def build_access_log(settings: Settings) -> AccessLog:
-    """Where reads of cases are recorded: never under the event log's write lock."""
+    """Where reads of cases are recorded: never under the event log's write lock.
+
+    Concurrent reads are committed together, each answered after its commit (D95).
+    """
     ensure_sqlite_directory(settings)
     if settings.backend == "sqlite":
         private_file(access_log_path(settings))
-        return SQLiteAccessLog(access_log_path(settings))
-    return PostgresAccessLog(
-        settings.database_url, create_tables=settings.create_tables
+        return GroupCommitAccessLog(SQLiteAccessLog(access_log_path(settings)))
+    return GroupCommitAccessLog(
+        PostgresAccessLog(settings.database_url, create_tables=settings.create_tables)
     )
 
 

@@ -7,15 +7,24 @@ application and a projection.
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
-from eventsourcing.projection import ProjectionRunner
+import psycopg
+import structlog
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    Tracking,
+)
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
@@ -26,16 +35,26 @@ from ipt_workflow.composition.settings import (
     ensure_sqlite_directory,
     sqlite_path,
 )
-from ipt_workflow.ops.supervisor import ProjectionSupervisor, Runner, StartOne
+from ipt_workflow.ops import metrics
+from ipt_workflow.ops.supervisor import ProjectionSupervisor, Runner, StartRunner
 from ipt_workflow.storage.connections import private_file
 from projections.base import CASE_TOPICS
 from projections.catalog import CATALOG, Entry
 from projections.store import Batch, PostgresReadModelView, ReadModelView
 
 REBUILD_BATCH = 1000
+LIVE_BATCH = 1000
 WAIT_SECONDS = 5.0
 REBUILD_SUFFIX = "_rebuild"
 OPEN_ATTEMPTS = 3
+IDLE_SECONDS = 0.5
+"""PostgreSQL: with no notification, look for new events this often anyway."""
+SQLITE_POLL_SECONDS = 0.05
+"""SQLite has no notifications: look for new events this often."""
+SET_ASIDE_SECONDS = (1.0, 60.0)
+"""A read model whose own code failed is tried again after 1 s, doubling to 60 s."""
+
+log = structlog.get_logger("ipt_workflow.projections")
 
 
 def projection_path(settings: Settings, name: str) -> str:
@@ -88,32 +107,200 @@ def open_view(
     raise AssertionError("unreachable")
 
 
-def start_runners(settings: Settings) -> list[ProjectionRunner[Any, Any]]:
-    """One running ProjectionRunner per read model (each resumes from its position)."""
-    ensure_sqlite_directory(settings)
-    env = projection_env(settings)
-    if settings.backend == "sqlite":
-        for name in CATALOG:
-            private_file(projection_path(settings, name))
-    runners: list[ProjectionRunner[Any, Any]] = []
-    try:
-        for entry in CATALOG.values():
-            runner: ProjectionRunner[Any, Any] = ProjectionRunner(
-                application_class=CaseApplication,
-                projection_class=entry.projection,
-                view_class=_view_class(settings, entry),
-                env=env,
-            )
-            runners.append(runner.__enter__())
-    except BaseException:
-        stop_runners(runners)
-        raise
-    return runners
+def start_runners(settings: Settings) -> list[LiveProjections]:
+    """The live runner of every read model, running (it resumes from each position)."""
+    return [LiveProjections(settings).__enter__()]
 
 
-def stop_runners(runners: Iterable[ProjectionRunner[Any, Any]]) -> None:
+def stop_runners(runners: Iterable[LiveProjections]) -> None:
     for runner in runners:
         runner.__exit__(None, None, None)
+
+
+@dataclass
+class _SetAside:
+    retry_at: float
+    backoff: float
+    error: str
+
+
+class LiveProjections:
+    """Keeps every read model up to date with one loop over the log (D91).
+
+    Each pass takes the case events after the lowest position of the read models
+    (up to LIVE_BATCH), decodes them once and applies to each read model the ones it
+    has not seen, in one transaction per read model that also moves its tracking
+    position: a crash between two passes loses nothing and counts nothing twice.
+    New events are waited for with LISTEN on PostgreSQL, by polling on SQLite. A
+    failing read model is set aside and tried again later, while the others go on;
+    a failing database stops the loop, and the supervisor starts a new one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        names: Iterable[str] = CATALOG,
+        *,
+        batch: int = LIVE_BATCH,
+    ) -> None:
+        ensure_sqlite_directory(settings)
+        self._settings = settings
+        self._batch = batch
+        self._listener: psycopg.Connection[Any] | None = None
+        self.app = build_application(settings)
+        self.views: dict[str, ReadModelView] = {}
+        try:
+            for name in names:
+                self.views[name] = open_view(settings, CATALOG[name])
+            self._listener = self._listen()
+            self.positions = {
+                name: view.max_tracking_id(self.app.name) or 0
+                for name, view in self.views.items()
+            }
+        except BaseException:
+            self._close_stores()
+            raise
+        self._set_aside: dict[str, _SetAside] = {}
+        self._stopping = threading.Event()
+        self._interrupted = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="projections")
+
+    @property
+    def is_interrupted(self) -> threading.Event:
+        """Set once the loop has stopped, by `stop` or by an error."""
+        return self._interrupted
+
+    def running(self) -> dict[str, bool]:
+        alive = not self._interrupted.is_set()
+        return {name: alive and name not in self._set_aside for name in self.views}
+
+    def __enter__(self) -> LiveProjections:
+        self._thread.start()
+        return self
+
+    def run_forever(self, timeout: float | None = None) -> None:
+        """Wait until the loop stops (or the timeout); raise what stopped it."""
+        if self._interrupted.wait(timeout) and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """Stop after the pass in progress (its transactions end), then close."""
+        self.stop()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._close_stores()
+
+    # --- the loop ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                if not self.step():
+                    self._wait()
+        except BaseException as error:
+            self._error = error
+        finally:
+            self._interrupted.set()
+
+    def step(self) -> bool:
+        """One pass; False when there was nothing new to apply."""
+        now = time.monotonic()
+        due = [
+            name
+            for name in self.views
+            if name not in self._set_aside or self._set_aside[name].retry_at <= now
+        ]
+        if not due:
+            return False
+        found = self.app.recorder.select_notifications(
+            start=min(self.positions[name] for name in due),
+            limit=self._batch,
+            topics=CASE_TOPICS,
+            inclusive_of_start=False,
+        )
+        if not found:
+            return False
+        decoded: list[tuple[int, Any]] = [
+            (n.id, self.app.mapper.to_domain_event(n)) for n in found
+        ]
+        tracking = Tracking(self.app.name, found[-1].id)
+        for name in due:
+            at = self.positions[name]
+            new = [event for position, event in decoded if position > at]
+            if new:
+                self._apply(name, Batch(new, tracking))
+        return True
+
+    def _apply(self, name: str, batch: Batch) -> None:
+        view = self.views[name]
+        try:
+            view.apply(batch)
+        except IntegrityError:
+            # Another runner recorded this position first: go on from where it is.
+            moved_to = view.max_tracking_id(self.app.name) or 0
+            if moved_to == self.positions[name]:
+                self._put_aside(name, "IntegrityError")
+            self.positions[name] = moved_to
+            return
+        except (OperationalError, InterfaceError):
+            raise  # the database: the loop stops and is started again
+        except Exception as error:
+            self._put_aside(name, type(error).__name__)
+            return
+        self.positions[name] = batch.tracking.notification_id
+        if self._set_aside.pop(name, None) is not None:
+            metrics.observe_projection_restart(name)
+            log.info("projection_restarted", projection=name)
+
+    def _put_aside(self, name: str, error: str) -> None:
+        low, high = SET_ASIDE_SECONDS
+        previous = self._set_aside.get(name)
+        backoff = low if previous is None else min(high, previous.backoff * 2)
+        self._set_aside[name] = _SetAside(time.monotonic() + backoff, backoff, error)
+        log.error(
+            "projection_failed", projection=name, error=error, retry_in_seconds=backoff
+        )
+
+    def _listen(self) -> psycopg.Connection[Any] | None:
+        if self._settings.backend != "postgres":
+            return None
+        channel: str = getattr(self.app.recorder, "channel_name", "cases_events")
+        conn = psycopg.connect(
+            self._settings.database_url,
+            autocommit=True,
+            connect_timeout=int(CONNECT_TIMEOUT_SECONDS),
+        )
+        try:
+            conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _wait(self) -> None:
+        """Until an insert is notified (or a while has passed, or a stop)."""
+        if self._listener is None:
+            self._stopping.wait(SQLITE_POLL_SECONDS)
+            return
+        for _ in self._listener.notifies(timeout=IDLE_SECONDS, stop_after=1):
+            break
+
+    def _close_stores(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        for view in self.views.values():
+            view.datastore.close()  # type: ignore[attr-defined]
+        self.app.close()
 
 
 class ReadModels:
@@ -198,9 +385,13 @@ class ReadModels:
 
 @dataclass(frozen=True)
 class RebuildReport:
-    name: str
+    """A rebuild of one or more read models in one pass over the log."""
+
+    names: Sequence[str]
     events: int
     seconds: float
+    writing: Mapping[str, float] = field(default_factory=dict)
+    """Seconds each read model spent folding and writing its batches."""
 
     @property
     def rate(self) -> float:
@@ -213,39 +404,43 @@ BatchDone = Callable[[int, int], None]
 
 def rebuild(
     settings: Settings,
-    name: str,
+    names: Iterable[str] = CATALOG,
     batch: int = REBUILD_BATCH,
     on_batch: BatchDone | None = None,
 ) -> RebuildReport:
-    """Rebuild one read model from position 0 into fresh tables, then swap them in.
+    """Rebuild read models from position 0 into fresh tables, then swap them in.
 
-    Stop the projection runners first: a runner still writing to the old tables
-    would not see the swap.
+    One pass over the log feeds every read model named: each event is read and
+    decoded once. Stop the live runner first: a runner still writing to the old
+    tables would not see the swap.
     """
     settings = _creating(settings)
-    fresh_name = name + REBUILD_SUFFIX
-    report = fold_into(settings, name, fresh_name, batch, on_batch)
-    _swap(settings, CATALOG[name], fresh_name)
+    targets = {name: name + REBUILD_SUFFIX for name in names}
+    report = fold_into(settings, targets, batch, on_batch)
+    for name, fresh_name in targets.items():
+        _swap(settings, CATALOG[name], fresh_name)
     return report
 
 
 def fold_into(
     settings: Settings,
-    name: str,
-    view_name: str,
+    targets: Mapping[str, str],
     batch: int = REBUILD_BATCH,
     on_batch: BatchDone | None = None,
 ) -> RebuildReport:
-    """Fold the whole log into a fresh view of a read model named `view_name`."""
+    """Fold the whole log into fresh views: read model name → name of its view."""
     settings = _creating(settings)
-    entry = CATALOG[name]
     app = build_application(settings)
-    _drop(settings, entry, view_name)
-    fresh = open_view(settings, entry, view_name)
+    fresh: dict[str, ReadModelView] = {}
+    writing = dict.fromkeys(targets, 0.0)
     started = time.perf_counter()
     count, position = 0, 0
-    head = app.recorder.max_notification_id() or 0
     try:
+        for name, view_name in targets.items():
+            _drop(settings, CATALOG[name], view_name)
+            fresh[name] = open_view(settings, CATALOG[name], view_name)
+        started = time.perf_counter()
+        head = app.recorder.max_notification_id() or 0
         while True:
             found = app.recorder.select_notifications(
                 start=position,
@@ -257,14 +452,19 @@ def fold_into(
                 break
             events: Any = [app.mapper.to_domain_event(n) for n in found]
             position = found[-1].id
-            fresh.apply(Batch(events, Tracking(app.name, position)))
+            folded = Batch(events, Tracking(app.name, position))
+            for name, view in fresh.items():
+                began = time.perf_counter()
+                view.apply(folded)
+                writing[name] += time.perf_counter() - began
             count += len(found)
             if on_batch is not None:
                 on_batch(position, head)
     finally:
-        fresh.datastore.close()  # type: ignore[attr-defined]
+        for view in fresh.values():
+            view.datastore.close()  # type: ignore[attr-defined]
         app.close()
-    return RebuildReport(name, count, time.perf_counter() - started)
+    return RebuildReport(list(targets), count, time.perf_counter() - started, writing)
 
 
 def _creating(settings: Settings) -> Settings:
@@ -324,29 +524,16 @@ def _swap(settings: Settings, entry: Entry, fresh_name: str) -> None:
 
 
 CONNECT_TIMEOUT_SECONDS = "5"
-"""A runner waits this long for a pooled connection, not the library's 30 s: a restart
+"""The runner waits this long for a connection, not the library's 30 s: a restart
 during an outage fails soon and is tried again, and a stop is not held up."""
 
 
-def runner_starter(settings: Settings) -> StartOne:
-    """Starts the library's runner of one read model (it resumes from its position)."""
+def runner_starter(settings: Settings) -> StartRunner:
+    """Starts the live runner of every read model (it resumes from each position)."""
     ensure_sqlite_directory(settings)
-    env = projection_env(settings)
-    if settings.backend == "postgres":
-        env["POSTGRES_CONNECT_TIMEOUT"] = CONNECT_TIMEOUT_SECONDS
 
-    def start(name: str) -> Runner:
-        entry = CATALOG[name]
-        view = (
-            entry.sqlite_view if settings.backend == "sqlite" else entry.postgres_view
-        )
-        runner: Runner = ProjectionRunner(
-            application_class=CaseApplication,
-            projection_class=entry.projection,
-            view_class=view,
-            env=env,
-        )
-        return runner.__enter__()
+    def start() -> Runner:
+        return LiveProjections(settings).__enter__()
 
     return start
 
@@ -354,5 +541,5 @@ def runner_starter(settings: Settings) -> StartOne:
 def supervised_projections(
     settings: Settings, *, heartbeat: Path | None = None
 ) -> ProjectionSupervisor:
-    """A supervisor of a runner per read model (not started yet)."""
+    """A supervisor of the read models' runner (not started yet)."""
     return ProjectionSupervisor(runner_starter(settings), heartbeat=heartbeat)

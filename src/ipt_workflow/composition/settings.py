@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ipt_workflow.composition.retention_settings import RetentionSettings
 from ipt_workflow.composition.webhook_settings import WebhookSettings
 from ipt_workflow.storage.audit import parse_checkpoint_keys
 from ipt_workflow.storage.cipher import parse_keys
@@ -20,9 +21,9 @@ MIN_REFERENCE_KEY = 32
 _LEVELS = ("debug", "info", "warning", "error")
 
 
-class Settings(WebhookSettings, BaseSettings):
+class Settings(RetentionSettings, WebhookSettings, BaseSettings):
     """Every setting, read from `IPT_*` environment variables (the webhooks' own
-    in composition/webhook_settings.py)."""
+    in composition/webhook_settings.py, retention's in retention_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="IPT_", frozen=True, extra="ignore")
 
@@ -167,6 +168,8 @@ class Settings(WebhookSettings, BaseSettings):
         if self.cipher_key is not None:
             env["CIPHER_TOPIC"] = "ipt_workflow.storage.cipher:KeyRingCipher"
             env["CIPHER_KEY"] = self.cipher_key.get_secret_value()
+            # Each new case's data key, wrapped by the ring, beside the events.
+            env["CASE_KEYS_URL"] = self.database_url
         if self.backend == "sqlite":
             path = sqlite_path(self.database_url)
             env |= {

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
 
@@ -51,12 +53,14 @@ from ipt_workflow.domain.commands import (
     StartMiddle,
     Withdraw,
 )
+from ipt_workflow.domain.erasure import EraseCase, LiftLegalHold, PlaceLegalHold
 from ipt_workflow.domain.errors import CommandIdReused, GuardFailed, Violation
 from ipt_workflow.domain.facts import CaseFacts
 from ipt_workflow.domain.protocols import SessionKind
 from ipt_workflow.domain.rules import (
     contract,
     corrections,
+    erasure,
     focus,
     follow_up,
     measures,
@@ -147,6 +151,9 @@ class TherapyCase(CaseFacts, Aggregate):
     RiskFlagged = events.RiskFlagged
     RiskReviewed = events.RiskReviewed
     RelapseSuspected = events.RelapseSuspected
+    LegalHoldPlaced = events.LegalHoldPlaced
+    LegalHoldLifted = events.LegalHoldLifted
+    CaseErased = events.CaseErased
 
     # --- state ----------------------------------------------------------------
 
@@ -178,6 +185,9 @@ class TherapyCase(CaseFacts, Aggregate):
         self.risk = None
         self.relapse = None
         self.outcome_revised_after_decision = False
+        self.ended_at: str | None = None
+        self.legal_hold: dict[str, str] | None = None
+        self.erasure: dict[str, str | None] | None = None
         self.applied_commands: dict[str, dict[str, Any]] = {}
 
     class_version = 2
@@ -201,10 +211,14 @@ class TherapyCase(CaseFacts, Aggregate):
 
     def why_not(self) -> dict[Transition, list[Violation]]:
         """Every transition with every reason it may not happen now (empty: allowed)."""
+        if erased := erasure.erased_refusal(self.erased):
+            return {t: list(erased) for t in Transition}
         return phases.why_not(self)
 
     def handle(self, ctx: CommandContext, command: Command) -> CommandResult:
-        """Run any command on the case: the method named after it."""
+        """Run any command on the case: the method named after it. An erased
+        case refuses every command, retries of earlier ones too."""
+        _refuse_if(erasure.erased_refusal(self.erased))
         method: Callable[[CommandContext, Any], CommandResult] = getattr(
             self, command.name
         )
@@ -543,6 +557,81 @@ class TherapyCase(CaseFacts, Aggregate):
             from_phase=self.phase,
         )
 
+    # --- retention and erasure -------------------------------------------------------
+
+    # Snapshots taken before these attributes existed lack them.
+    @property
+    def ended_on(self) -> date | None:
+        """The day the case ended (None: open, or not known from an old snapshot)."""
+        ended = self.__dict__.get("ended_at")
+        return None if ended is None else datetime.fromisoformat(ended).date()
+
+    @property
+    def held(self) -> dict[str, str] | None:
+        found: dict[str, str] | None = self.__dict__.get("legal_hold")
+        return found
+
+    @property
+    def erased(self) -> dict[str, str | None] | None:
+        """The erasure receipt, if the case was erased."""
+        found: dict[str, str | None] | None = self.__dict__.get("erasure")
+        return found
+
+    def place_legal_hold(
+        self, ctx: CommandContext, command: PlaceLegalHold
+    ) -> CommandResult:
+        """Suspend the retention period: the case may not be erased."""
+        if (done := self._replayed(ctx, command)) is not None:
+            return done
+        _refuse_if(
+            erasure.erased_refusal(self.erased)
+            or erasure.hold_refusal(self._holds, True)
+        )
+        self._record(ctx, command, self.LegalHoldPlaced, reason=command.reason)
+        return self._result(ctx)
+
+    def lift_legal_hold(
+        self, ctx: CommandContext, command: LiftLegalHold
+    ) -> CommandResult:
+        """End a legal hold; the retention period applies again."""
+        if (done := self._replayed(ctx, command)) is not None:
+            return done
+        _refuse_if(
+            erasure.erased_refusal(self.erased)
+            or erasure.hold_refusal(self._holds, False)
+        )
+        self._record(ctx, command, self.LegalHoldLifted, reason=command.reason)
+        return self._result(ctx)
+
+    def erase_case(
+        self, ctx: CommandContext, command: EraseCase, until: date | None
+    ) -> CommandResult:
+        """Record the erasure receipt and forget every fact about the client.
+
+        `until` is the case's retention date under its clinic's policy. Erasing an
+        erased case again changes nothing.
+        """
+        if (done := self._replayed(ctx, command)) is not None:
+            return done
+        if self.erased is not None:
+            return CommandResult(version=self.version, replayed=True)
+        _refuse_if(erasure.erasure_refusal(self._holds, command, ctx.today, until))
+        self._record(
+            ctx,
+            command,
+            self.CaseErased,
+            clinic_id=self.clinic_id,
+            phase=self.phase,
+            basis=command.basis.value,
+            reason=command.reason,
+            retention_until=None if until is None else until.isoformat(),
+        )
+        return self._result(ctx)
+
+    @property
+    def _holds(self) -> _HoldFacts:
+        return _HoldFacts(self.is_final, self.held)
+
     # --- helpers ------------------------------------------------------------------
 
     def _replayed(self, ctx: CommandContext, command: Command) -> CommandResult | None:
@@ -581,6 +670,12 @@ def _meta(ctx: CommandContext, command: Command) -> dict[str, Any]:
         "command_id": ctx.command_id,
         "command_digest": command.digest(),
     }
+
+
+@dataclass(frozen=True)
+class _HoldFacts:
+    is_final: bool
+    legal_hold: dict[str, str] | None
 
 
 def _refuse_if(violations: list[Violation]) -> None:

@@ -54,6 +54,12 @@ class ClientReference(Aggregate):
             raise ReferenceInUseError(str(self.id))
         self.trigger_event(self.Claimed, case_id=case_id)
 
+    def forget_erased_case(self, case_id: UUID) -> None:
+        """A case this reference named was erased (it had ended, so it held the
+        reference no more): nothing of it stays, even in a copy from before."""
+        if self.open_case_id == case_id:
+            self.open_case_id = None
+
     def release(self, case_id: UUID) -> None:
         """The case that holds the reference has ended."""
         if self.open_case_id == case_id:

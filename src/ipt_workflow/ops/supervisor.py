@@ -1,9 +1,10 @@
-"""Keeps a runner per read model alive, in the API process or the projections process.
+"""Keeps the read models' runner alive, in the API process or the projections process.
 
-A ProjectionRunner stops for good when its database goes away (its subscription
-raises). The supervisor notices, closes it, and starts a new one with a growing
-back-off until the database answers again; the new runner resumes from the read
-model's tracking position, so nothing is skipped or counted twice (D31).
+The runner stops for good when its database goes away (a query raises). The
+supervisor notices, closes it, and starts a new one with a growing back-off until
+the database answers again; the new runner resumes from each read model's tracking
+position, so nothing is skipped or counted twice (D31). A read model whose own code
+fails is set aside by the runner itself, which reports it as not running (D91).
 """
 
 from __future__ import annotations
@@ -12,16 +13,34 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Protocol
 
 import structlog
-from eventsourcing.projection import ProjectionRunner
 
 from ipt_workflow.ops import metrics
 from projections.catalog import CATALOG
 
-Runner = ProjectionRunner[Any, Any]
-StartOne = Callable[[str], Runner]
+
+class Runner(Protocol):
+    """What the supervisor needs of a running runner of several read models."""
+
+    @property
+    def is_interrupted(self) -> threading.Event: ...
+
+    def running(self) -> dict[str, bool]: ...
+
+    def run_forever(self, timeout: float | None = None) -> None: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None: ...
+
+
+StartRunner = Callable[[], Runner]
 
 log = structlog.get_logger("ipt_workflow.projections")
 
@@ -33,29 +52,28 @@ STOP_WAIT_SECONDS = 5.0
 
 
 class ProjectionSupervisor:
-    """Runs one runner per read model and replaces any that fails."""
+    """Runs the runner of every read model and replaces it when it fails."""
 
     def __init__(
         self,
-        start: StartOne,
+        start: StartRunner,
         names: Iterable[str] = CATALOG,
         *,
         heartbeat: Path | None = None,
     ) -> None:
         self._start = start
         self._names = list(names)
-        self._runners: dict[str, Runner | None] = {}
-        self._retry_at: dict[str, float] = {}
-        self._backoff: dict[str, float] = {}
+        self._runner: Runner | None = None
+        self._retry_at = 0.0
+        self._backoff = FIRST_RETRY_SECONDS
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._heartbeat = heartbeat
 
     def start(self) -> ProjectionSupervisor:
-        """Start every runner now (errors propagate), then watch them."""
+        """Start the runner now (errors propagate), then watch it."""
         try:
-            for name in self._names:
-                self._runners[name] = self._start(name)
+            self._runner = self._start()
         except BaseException:
             self.stop()
             raise
@@ -68,74 +86,68 @@ class ProjectionSupervisor:
         return self
 
     def running(self) -> dict[str, bool]:
-        """Per read model: is its runner running now?"""
-        found = {}
-        for name in self._names:
-            runner = self._runners.get(name)
-            found[name] = runner is not None and not runner.is_interrupted.is_set()
-        return found
+        """Per read model: is it being kept up to date now?"""
+        runner = self._runner
+        if runner is None or runner.is_interrupted.is_set():
+            return dict.fromkeys(self._names, False)
+        found = runner.running()
+        return {name: found.get(name, False) for name in self._names}
 
     def stop(self) -> None:
-        """Stop watching; each runner finishes the event it is on, then stops."""
+        """Stop watching; the runner finishes the batch it is on, then stops."""
         self._stopping.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             # A restart in progress may wait for the database; it closes what it
             # started once it sees the stop (the thread is a daemon).
             self._thread.join(STOP_WAIT_SECONDS)
-        for name in list(self._runners):
-            self._close(name)
+        self._close()
         log.info("projections_stopped")
 
     def _watch(self) -> None:
         while not self._stopping.wait(CHECK_SECONDS):
-            for name in self._names:
-                if self._stopping.is_set():
-                    return
-                self._check(name)
+            self._check()
             self._beat()
 
-    def _check(self, name: str) -> None:
-        runner = self._runners.get(name)
+    def _check(self) -> None:
+        runner = self._runner
         if runner is not None and not runner.is_interrupted.is_set():
             return
         now = time.monotonic()
         if runner is not None:
-            error = self._close(name)
+            error = self._close()
             log.error(
                 "projection_failed",
-                projection=name,
+                projections=self._names,
                 error=type(error).__name__ if error else None,
             )
-            self._retry_at[name] = now + self._backoff.setdefault(
-                name, FIRST_RETRY_SECONDS
-            )
+            self._retry_at = now + self._backoff
             return
-        if now < self._retry_at.get(name, 0.0):
+        if now < self._retry_at:
             return
         try:
-            started = self._start(name)
+            started = self._start()
         except Exception as error:
-            delay = min(MAX_RETRY_SECONDS, self._backoff.get(name, 0.5) * 2)
-            self._backoff[name] = delay
-            self._retry_at[name] = time.monotonic() + delay
+            self._backoff = min(MAX_RETRY_SECONDS, self._backoff * 2)
+            self._retry_at = time.monotonic() + self._backoff
             log.warning(
                 "projection_restart_failed",
-                projection=name,
+                projections=self._names,
                 error=type(error).__name__,
-                retry_in_seconds=delay,
+                retry_in_seconds=self._backoff,
             )
             return
         if self._stopping.is_set():
             started.__exit__(None, None, None)
             return
-        self._runners[name] = started
-        self._backoff.pop(name, None)
-        metrics.observe_projection_restart(name)
-        log.info("projection_restarted", projection=name)
+        self._runner = started
+        self._backoff = FIRST_RETRY_SECONDS
+        for name in self._names:
+            metrics.observe_projection_restart(name)
+        log.info("projection_restarted", projections=self._names)
 
-    def _close(self, name: str) -> BaseException | None:
-        """Close a runner; the error that stopped it, if any."""
-        runner = self._runners.pop(name, None)
+    def _close(self) -> BaseException | None:
+        """Close the runner; the error that stopped it, if any."""
+        runner, self._runner = self._runner, None
         if runner is None:
             return None
         error: BaseException | None = None
@@ -150,6 +162,6 @@ class ProjectionSupervisor:
         return error
 
     def _beat(self) -> None:
-        """Touch the heartbeat file while every runner runs (container health)."""
+        """Touch the heartbeat file while every read model runs (container health)."""
         if self._heartbeat is not None and all(self.running().values()):
             self._heartbeat.touch()

@@ -9,7 +9,7 @@ events' file. A row holds ids, a role and a route template, never client data.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,34 +77,8 @@ class AccessLog(Protocol):
 _COLUMNS = "id, at, actor, role, key_id, clinic_id, case_id, route"
 
 
-class _SqlAccessLog(ABC):
-    placeholder = "?"
-    id_column = "id INTEGER PRIMARY KEY AUTOINCREMENT"
-
-    @abstractmethod
-    def _cursor(self) -> AbstractContextManager[Any]:
-        """A cursor in a transaction that commits when the block ends."""
-
-    def _run(self, work: Callable[[Any], T]) -> T:
-        """`work(cursor)` in one transaction."""
-        with self._cursor() as c:
-            return work(c)
-
-    def _sql(self, text: str) -> str:
-        return text.replace("?", self.placeholder)
-
-    def _create(self) -> list[str]:
-        return [
-            "CREATE TABLE IF NOT EXISTS access_log ("
-            f"{self.id_column}, at TEXT NOT NULL, actor TEXT NOT NULL, "
-            "role TEXT NOT NULL, key_id TEXT NOT NULL, clinic_id TEXT NOT NULL, "
-            "case_id TEXT NOT NULL, route TEXT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS access_log_by_case ON access_log (case_id, id)",
-            "CREATE INDEX IF NOT EXISTS access_log_by_actor ON access_log (actor, id)",
-        ]
-
-    def _before_insert(self, cursor: Any) -> None:  # noqa: B027
-        """Serialise writers so ids are committed in order (see PostgreSQL)."""
+class RecordsReads(ABC):
+    """`record` and `record_many` over one way of committing rows."""
 
     def record(
         self,
@@ -134,10 +108,56 @@ class _SqlAccessLog(ABC):
         cases: Collection[tuple[UUID, str]],
         route: str,
     ) -> None:
-        """Record one read of each of these (case, clinic), in one transaction."""
+        """Record one read of each of these (case, clinic), committed together."""
         if not cases:
             return
         at = datetime.now(UTC).isoformat(timespec="microseconds")
+        self._write(
+            [
+                (at, actor, role, key_id, clinic_id, str(case_id), route)
+                for case_id, clinic_id in cases
+            ]
+        )
+
+    @abstractmethod
+    def _write(self, rows: Sequence[tuple[str, ...]]) -> None:
+        """Commit rows of (at, actor, role, key_id, clinic_id, case_id, route)."""
+
+
+class _SqlAccessLog(RecordsReads):
+    placeholder = "?"
+    id_column = "id INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    @abstractmethod
+    def _cursor(self) -> AbstractContextManager[Any]:
+        """A cursor in a transaction that commits when the block ends."""
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """`work(cursor)` in one transaction."""
+        with self._cursor() as c:
+            return work(c)
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.placeholder)
+
+    def _create(self) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS access_log ("
+            f"{self.id_column}, at TEXT NOT NULL, actor TEXT NOT NULL, "
+            "role TEXT NOT NULL, key_id TEXT NOT NULL, clinic_id TEXT NOT NULL, "
+            "case_id TEXT NOT NULL, route TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS access_log_by_case ON access_log (case_id, id)",
+            "CREATE INDEX IF NOT EXISTS access_log_by_actor ON access_log (actor, id)",
+        ]
+
+    def _before_insert(self, cursor: Any) -> None:
+        """Serialise writers so ids are committed in order (see PostgreSQL)."""
+
+    def _write(self, rows: Sequence[tuple[str, ...]]) -> None:
+        self.insert_rows(rows)
+
+    def insert_rows(self, rows: Sequence[tuple[str, ...]]) -> None:
+        """Rows of (at, actor, role, key_id, clinic_id, case_id, route), one commit."""
 
         def insert(c: Any) -> None:
             self._before_insert(c)
@@ -147,10 +167,7 @@ class _SqlAccessLog(ABC):
                     "(at, actor, role, key_id, clinic_id, case_id, route) "
                     "VALUES (?,?,?,?,?,?,?)"
                 ),
-                [
-                    (at, actor, role, key_id, clinic_id, str(case_id), route)
-                    for case_id, clinic_id in cases
-                ],
+                rows,
             )
 
         self._run(insert)
@@ -233,6 +250,7 @@ class PostgresAccessLog(_SqlAccessLog):
             yield c
 
     def _run(self, work: Callable[[Any], T]) -> T:
+        # A connection a database restart killed is replaced once (D97).
         return once_more_if_dead(self.pool, work)
 
     def _before_insert(self, cursor: Any) -> None:

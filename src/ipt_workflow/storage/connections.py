@@ -57,11 +57,29 @@ def _add_connection(
     ConnectionPool._add_connection(pool, steady, growing)
 
 
+CHECK_AFTER_IDLE_SECONDS = 1.0
+"""A connection back in the pool for longer than this is checked before use (D93)."""
+
+
+def _return_connection(pool: Any, conn: Any, from_getconn: bool) -> None:
+    if not from_getconn:  # from_getconn: it has just failed its check
+        conn._ipt_returned_at = monotonic()
+    ConnectionPool._return_connection(pool, conn, from_getconn)
+
+
+def _recently_returned(conn: Any) -> bool:
+    returned_at: float | None = getattr(conn, "_ipt_returned_at", None)
+    return (
+        returned_at is not None and monotonic() - returned_at < CHECK_AFTER_IDLE_SECONDS
+    )
+
+
 def _getconn_with_check_loop(pool: Any, deadline: float) -> Any:
     while True:
         conn = pool._getconn_unchecked(deadline - monotonic())
         try:
-            pool._check_connection(conn)
+            if not _recently_returned(conn):
+                pool._check_connection(conn)
         except Exception:
             pool._putconn(conn, from_getconn=True)
         except BaseException:
@@ -78,6 +96,7 @@ def _getconn_with_check_loop(pool: Any, deadline: float) -> Any:
 STEADY_METHODS: dict[str, Any] = {
     "_add_connection": _add_connection,
     "_getconn_with_check_loop": _getconn_with_check_loop,
+    "_return_connection": _return_connection,
 }
 """Recover at once when the database is back, in any psycopg_pool pool class.
 
@@ -85,7 +104,11 @@ psycopg_pool meets the dead connections a database restart leaves one at a time,
 sleeping 1 s, then 2 s... after each: with a 2 s pool timeout the first request
 after a restart was a 503. With these, the first dead connection found sends every
 idle one to be checked (each fails at once), and new connections are tried every
-half second. They replace two private methods of psycopg-pool 3 (pinned).
+half second. A connection that was in use less than a second ago is not checked
+again (D93): under load that check was a round trip on every checkout, and a
+connection a restart killed in that second fails its statement, is discarded, and
+the caller's short retry (storage/postgres.py) takes another. They replace three
+private methods of psycopg-pool 3 (pinned).
 """
 
 
@@ -94,6 +117,7 @@ class SteadyPool(ConnectionPool):
 
     _add_connection = _add_connection
     _getconn_with_check_loop = _getconn_with_check_loop
+    _return_connection = _return_connection
 
 
 T = TypeVar("T")

@@ -1,14 +1,17 @@
 """The PostgreSQL application recorder with the hash chain in the same transaction.
 
-The library takes `LOCK TABLE ... IN EXCLUSIVE MODE` before inserting events, so the
-previous hash read here cannot change before this transaction commits.
+The previous hashes are read in the transaction before the library's `LOCK TABLE ...
+IN EXCLUSIVE MODE` (D92): they belong to committed events, which never change. The
+chain, idempotency and index rows are written after the insert, under the lock.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -29,7 +32,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from ipt_workflow.storage.chain import link
+from ipt_workflow.storage.case_keys import write_case_keys
+from ipt_workflow.storage.chain import ChainLink, link
 from ipt_workflow.storage.connections import STEADY_METHODS
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.postgres_audit import PostgresAuditMixin
@@ -75,6 +79,10 @@ def _once(base: type, name: str) -> Any:
     """`base.name` without the library's retry: it may have committed when it fails."""
     once: Any = getattr(base, name).__wrapped__
     return once
+
+
+_LINKS: weakref.WeakKeyDictionary[Any, list[ChainLink]] = weakref.WeakKeyDictionary()
+"""The chain links computed before the lock, by connection, until the insert."""
 
 
 class ChainedPostgresApplicationRecorder(
@@ -124,6 +132,10 @@ class ChainedPostgresApplicationRecorder(
         keys = SQL("{0}.{1}").format(
             Identifier(datastore.schema), Identifier(f"{events_table_name}_keys")
         )
+        # Plain text for write_case_keys; both names are this class's own.
+        self._keys_table = f'"{datastore.schema}"."{events_table_name}_keys"'
+        snapshots = events_table_name.removesuffix("_events") + "_snapshots"
+        self._snapshots_table = f'"{datastore.schema}"."{snapshots}"'
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {0} ("
@@ -146,42 +158,82 @@ class ChainedPostgresApplicationRecorder(
         ).format(Identifier(datastore.schema), Identifier(events_table_name))
         self.add_audit_tables()
 
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        """Before the lock: read the hashes the new events chain from (D92).
+
+        The library calls this first in the insert's transaction. An aggregate is
+        saved at version v only after it was loaded at v - 1, so that event and its
+        hash are committed and can no longer change; if the insert of v then loses
+        a race, it fails on its version and the links are never stored.
+        """
+        conn = curs.connection
+        wanted = _predecessors(stored_events)
+        found: dict[tuple[UUID | str, int], bytes] = {}
+        if wanted:
+            # Never prepared (D96): psycopg can take a statement prepared inside a
+            # pipeline that an error aborted for prepared, and its next use fails.
+            reads = [conn.cursor() for _ in wanted]
+            for read, key in zip(reads, wanted, strict=True):
+                read.execute(self._select_previous, key, prepare=False)
+            with conn.pipeline():  # leaving a nested block syncs: one round trip
+                pass
+            for read, key in zip(reads, wanted, strict=True):
+                row = read.fetchone()
+                read.close()
+                if row is not None:
+                    found[key] = bytes(row["hash"])
+
+        def previous(originator_id: UUID | str, version: int) -> bytes | None:
+            return found.get((originator_id, version))
+
+        _LINKS[conn] = link(stored_events, previous)
+
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)
+        conn = curs.connection
+        links = _LINKS.pop(conn)
         # Sync the pipeline here (leaving a nested block syncs) so that a version
         # conflict surfaces as the insert's own IntegrityError, which the
         # application retries, not as "pipeline aborted" on our next statement.
-        with curs.connection.pipeline():
+        with conn.pipeline():
             pass
-        # A cursor of our own: `curs` still holds the RETURNING ids the library reads.
-        with curs.connection.cursor() as own:
-
-            def previous(originator_id: UUID | str, version: int) -> bytes | None:
-                own.execute(self._select_previous, (originator_id, version))
-                row = own.fetchone()
-                return None if row is None else bytes(row["hash"])
-
-            links = link(stored_events, previous)
-            own.executemany(
+        # Queued only: the library syncs the pipeline once after this (a duplicate
+        # idempotency key is an IntegrityError there), then commits.
+        own = conn.cursor()
+        for x in links:
+            own.execute(
                 self._insert_hash,
-                [(x.originator_id, x.originator_version, x.hash) for x in links],
+                (x.originator_id, x.originator_version, x.hash),
+                prepare=False,
             )
-            record: IdempotencyRecord | None = kwargs.get("idempotency")
-            if record is not None:
-                own.execute(
-                    self._insert_key,
-                    (
-                        record.scope,
-                        record.key,
-                        record.request_digest,
-                        record.case_id,
-                        record.version,
-                        record.status,
-                    ),
-                )
-            self.index_cases(own, stored_events, kwargs.get("case_clinics"))
+        record: IdempotencyRecord | None = kwargs.get("idempotency")
+        if record is not None:
+            own.execute(
+                self._insert_key,
+                (
+                    record.scope,
+                    record.key,
+                    record.request_digest,
+                    record.case_id,
+                    record.version,
+                    record.status,
+                ),
+                prepare=False,
+            )
+        self.index_cases(own, stored_events, kwargs.get("case_clinics"))
+        write_case_keys(
+            own,
+            "%s",
+            kwargs,
+            snapshots_table=self._snapshots_table,
+            idempotency_table=self._keys_table,
+            now=datetime.now(UTC).isoformat(),
+            unprepared=True,
+        )
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -221,6 +273,16 @@ class ChainedPostgresApplicationRecorder(
             curs.execute(self._select_position, (originator_id, version))
             row = curs.fetchone()
         return None if row is None else int(row["notification_id"])
+
+
+def _predecessors(
+    stored_events: Sequence[StoredEvent],
+) -> list[tuple[UUID | str, int]]:
+    """The stored events whose hash the chain of these new events starts from."""
+    first: dict[UUID | str, int] = {}
+    for event in stored_events:
+        first.setdefault(event.originator_id, event.originator_version)
+    return [(key, version - 1) for key, version in first.items() if version > 1]
 
 
 class BrieflyRetryingAggregateRecorder(PostgresAggregateRecorder):

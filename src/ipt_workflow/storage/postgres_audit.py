@@ -106,13 +106,11 @@ class PostgresAuditMixin:
             and isinstance(e.originator_id, UUID)
             and e.originator_id in case_clinics
         ]
-        if rows:
-            curs.executemany(
-                SQL("INSERT INTO {0} (case_id, clinic_id) VALUES (%s, %s)").format(
-                    self._table("clinics")
-                ),
-                rows,
-            )
+        insert = SQL("INSERT INTO {0} (case_id, clinic_id) VALUES (%s, %s)").format(
+            self._table("clinics")
+        )
+        for row in rows:  # queued in the insert's pipeline: never prepared (D96)
+            curs.execute(insert, row, prepare=False)
 
     def select_case_clinic(self, case_id: UUID) -> str | None:
         """The clinic a case was opened at, from the index; None if not indexed."""

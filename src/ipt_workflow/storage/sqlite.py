@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Subscription
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from ipt_workflow.storage.case_keys import write_case_keys
 from ipt_workflow.storage.chain import link
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.polling import PollingSubscription
@@ -75,6 +77,14 @@ class ChainedSQLiteApplicationRecorder(SQLiteAuditMixin, SQLiteApplicationRecord
                 ),
             )
         self.index_cases(c, stored_events, kwargs.get("case_clinics"))
+        write_case_keys(
+            c,
+            "?",
+            kwargs,
+            snapshots_table="stored_snapshots",
+            idempotency_table=KEYS_TABLE,
+            now=datetime.now(UTC).isoformat(),
+        )
         return ids
 
     def subscribe(

@@ -17,7 +17,7 @@ from ipt_workflow.api.deps import Auditor, Reader, ServicesDep
 from ipt_workflow.api.errors import ApiError, responses
 from ipt_workflow.api.fhir import MEDIA_TYPE as FHIR_MEDIA_TYPE
 from ipt_workflow.api.fhir import fhir_bundle
-from ipt_workflow.api.views import case_view, history_item
+from ipt_workflow.api.views import case_view, erased_view, history_item
 from ipt_workflow.application import auditing as audit
 from ipt_workflow.storage.audit import parse_checkpoint_keys
 
@@ -53,6 +53,13 @@ def replay(
     )
     reads.record(case)
     position = svc.cases.position_of(case.id, case.version)
+    current = case if version is None else svc.cases.get_case(case_id)
+    if current.erased is not None:
+        # No earlier state of an erased case can be rebuilt: its data is gone.
+        position = svc.cases.position_of(current.id, current.version)
+        return JSONResponse(
+            erased_view(current, position), headers={"ETag": f'"{current.version}"'}
+        )
     return JSONResponse(
         case_view(case, position), headers={"ETag": f'"{case.version}"'}
     )
@@ -77,6 +84,7 @@ def verify(
         "snapshot_version": check.snapshot_version,
         "checkpoint": check.checkpoint,
         "problems": check.problems,
+        "erased": check.erased,
     }
 
 
@@ -128,8 +136,16 @@ def fhir(
 ) -> JSONResponse:
     """The case as an HL7 FHIR R4 Bundle: episode, focus, plans, sessions, measures."""
     case = svc.cases.get_case(case_id, clinics=principal.clinics)
-    events = svc.cases.case_events(case_id, after_version=0)[: case.version]
     reads.record(case)
+    if case.erased is not None:
+        raise ApiError(
+            410,
+            "case_erased",
+            f"The case was erased on {case.erased['erased_at']}: nothing of it "
+            "can be exported.",
+            erasure=case.erased,
+        )
+    events = svc.cases.case_events(case_id, after_version=0)[: case.version]
     bundle = fhir_bundle(case, events, timestamp=datetime.now(UTC), kind=bundle_type)
     return JSONResponse(bundle, media_type=FHIR_MEDIA_TYPE)
 

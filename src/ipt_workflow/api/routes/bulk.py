@@ -228,6 +228,9 @@ def _write_case(
     types: set[str] | None,
 ) -> None:
     case = svc.cases.get_case(case_id)
+    if case.erased is not None:  # since the case list was read: nothing to export
+        writer.case_done()
+        return
     events = svc.cases.case_events(case_id)[: case.version]
     reads.record(case)
     for resource in case_resources(case, events, refer=by_type):

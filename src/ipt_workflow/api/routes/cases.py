@@ -15,9 +15,10 @@ from ipt_workflow.api.access import CaseReadsDep
 from ipt_workflow.api.conditional import IfNoneMatch, not_modified
 from ipt_workflow.api.deps import Reader, ReadYourWrites, ServicesDep
 from ipt_workflow.api.errors import responses
-from ipt_workflow.api.routes.commands import Runner, answer
+from ipt_workflow.api.routes.commands import Runner, answer, with_retention
 from ipt_workflow.api.views import (
     case_view,
+    erased_view,
     history_item,
     missed_answer,
     session_answer,
@@ -76,15 +77,17 @@ def open_case(body: s.CaseCreate, runner: Runner) -> JSONResponse:
     # Only an answer stored under the Idempotency-Key is a replay; the open case
     # returned for its client_ref is an answer of its own (200).
     replayed = outcome.status is not None
-    view = case_view(outcome.case, outcome.position)
-    response = answer(outcome, view, status, replayed=replayed)
+    content = with_retention(
+        runner.svc, outcome.case, case_view(outcome.case, outcome.position)
+    )
+    response = answer(outcome, content, status, replayed=replayed)
     response.headers["Location"] = f"/cases/{outcome.case.id}"
     return response
 
 
 @router.get(
     "/{case_id}",
-    response_model=s.CaseView,
+    response_model=s.CaseView | s.ErasedCaseView,
     responses={
         304: {"description": "The case is still at the version held"},
         **responses(400),
@@ -99,14 +102,17 @@ def get_case(
     reads: CaseReadsDep,
     held: IfNoneMatch,
 ) -> Response:
-    """The case now, with every transition's why-not."""
+    """The case now, with every transition's why-not; an erased case, its receipt."""
     case = svc.cases.get_case(case_id, clinics=principal.clinics)
     reads.record(case)
     if unchanged := not_modified(held, case.version):
         return unchanged
     position = svc.cases.position_of(case.id, case.version)
     outcome = Outcome(case, CommandResult(case.version), position)
-    return answer(outcome, case_view(case, outcome.position), 200)
+    if case.erased is not None:
+        return answer(outcome, erased_view(case, position), 200)
+    content = with_retention(svc, case, case_view(case, outcome.position))
+    return answer(outcome, content, 200)
 
 
 @router.get("/{case_id}/history", response_model=s.HistoryPage, responses=READ_ERRORS)
@@ -123,14 +129,17 @@ def history(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
-    """The case's events in version order, a page at a time."""
-    reads.record(svc.cases.get_case(case_id, clinics=principal.clinics))
+    """The case's events in version order, a page at a time; of an erased case,
+    each event's envelope (version, type, time, actor) without its data."""
+    case = svc.cases.get_case(case_id, clinics=principal.clinics)
+    reads.record(case)
     start = after if after is not None else (after_version or 0)
     events = svc.cases.case_events(case_id, after_version=start, limit=limit + 1)
     page = events[:limit]
     more = len(events) > limit
+    erased = case.erased is not None
     body: dict[str, Any] = {
-        "items": [history_item(e) for e in page],
+        "items": [history_item(e, erased=erased) for e in page],
         "next_after_version": page[-1].originator_version if more else None,
     }
     if more:

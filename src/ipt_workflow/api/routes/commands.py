@@ -35,6 +35,16 @@ C = TypeVar("C", bound=Command)
 Render = Callable[[Outcome], dict[str, Any]]
 
 
+def with_retention(svc: Services, case: Any, content: dict[str, Any]) -> dict[str, Any]:
+    """A case answer with the record's retention date and legal hold (issue 15)."""
+    view = content.get("case", content)
+    if "transitions" in view:
+        until = None if svc.retention is None else svc.retention.until(case)
+        view["retention_until"] = None if until is None else until.isoformat()
+        view["legal_hold"] = case.held
+    return content
+
+
 def default_render(outcome: Outcome) -> dict[str, Any]:
     return case_view(outcome.case, outcome.position)
 
@@ -110,9 +120,8 @@ class CommandRunner:
             idempotency=self.claim(body, status, case_id),
         )
         replayed = self.key is not None and outcome.result.replayed
-        return answer(
-            outcome, render(outcome), outcome.status or status, replayed=replayed
-        )
+        content = with_retention(self.svc, outcome.case, render(outcome))
+        return answer(outcome, content, outcome.status or status, replayed=replayed)
 
 
 REPLAYED = "Idempotent-Replayed"
@@ -130,7 +139,7 @@ def answer(
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-def command_runner(
+async def command_runner(
     principal: Clinician,
     svc: ServicesDep,
     request: Request,
