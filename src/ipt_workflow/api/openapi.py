@@ -352,9 +352,10 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
         if status in ("429", "503"):
             names.append("Retry-After")
         refs = {
-            m.get("schema", {}).get("$ref")
+            ref
             for m in content.values()
             if isinstance(m, dict)
+            for ref in _refs(m.get("schema", {}))
         }
         if status in ("200", "201") and refs & CASE_SCHEMAS:
             names += ["ETag", "X-Position"]
@@ -368,3 +369,12 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
             names.append("Location")
         for name in names:
             headers.setdefault(name, _ref(name))
+
+
+def _refs(schema: dict[str, Any]) -> set[str]:
+    """The schemas an answer may be: its $ref, or each of a union's (an erased case
+    answers with a view of its own)."""
+    found = {schema["$ref"]} if "$ref" in schema else set()
+    for member in schema.get("anyOf", []) + schema.get("oneOf", []):
+        found |= _refs(member)
+    return found

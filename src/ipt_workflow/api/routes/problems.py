@@ -85,6 +85,19 @@ PAGES: dict[str, tuple[str, str, str]] = {
         "The clinic already has the most live webhook subscriptions allowed (25).",
         "Delete a subscription the clinic no longer needs, then subscribe again.",
     ),
+    "erasure_unsupported": (
+        "409",
+        "The case was written before cases had data keys of their own: its data "
+        "is encrypted under the key ring and cannot be shredded alone.",
+        "Keep the case until its retention ends under the clinic's other "
+        "procedures; `docs/api-guide.md` (Retention) says why there is no migration.",
+    ),
+    "case_erased": (
+        "410",
+        "The case was erased: its data key was destroyed, and only its receipt "
+        "(who, when, basis), phase and version remain.",
+        "Read `GET /cases/{id}` for the receipt; nothing else can be exported.",
+    ),
     "position_not_reached": (
         "422",
         "`min_position` is beyond the log: no answer could have given that "
