@@ -206,7 +206,7 @@ def _projections(args: argparse.Namespace) -> int:
                 return 2
         from ipt_workflow.ops.progress import progress
 
-        with progress("rebuild", None, unit="positions") as bar:
+        with progress(f"rebuild {', '.join(names)}", None, unit="positions") as bar:
             report = readmodels.rebuild(settings, names, on_batch=bar.update)
         sys.stdout.write(
             f"{', '.join(names)}: {report.events} events in {report.seconds:.2f} s "
