@@ -802,8 +802,12 @@ class PostgresDispatchLock:
         return True
 
     def release(self) -> None:
-        self._holding = False
         if self._conn is not None:
             with suppress(psycopg.Error):
+                if self._holding:
+                    # Closing alone frees the lock only once the server's backend
+                    # has exited, which a standby asking at once may not wait for.
+                    self._conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
                 self._conn.close()
             self._conn = None
+        self._holding = False
