@@ -3,14 +3,9 @@ built over HTTP from the sample courses, and Debian's Chromium to look at them."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +14,7 @@ from playwright.sync_api import Browser
 from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import Command, RecordMeasure, RecordSession
 from ipt_workflow.domain.courses import Course
-from tests.ops.conftest import START_SECONDS, OpsServer, free_port, start_server
+from tests.ops.conftest import OpsServer, start_server
 from tests.support.browser import Guarded, chromium, guarded_context
 from tests.support.drivers import OverHttp, unique_ref
 
@@ -111,36 +106,3 @@ def browse(browser: Browser, clinic: Clinic) -> Iterator[Guarded]:
     """A fresh browser context on the server; fails the test on any outside URL."""
     with guarded_context(browser, clinic.base) as guarded:
         yield guarded
-
-
-def start_keyed_server(tmp_path: Path, env: dict[str, str]) -> OpsServer:
-    """`ipt-workflow serve` as in production (no --dev): keys and secrets required."""
-    port = free_port()
-    log_path = tmp_path / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ipt_workflow.cli.main",
-                "serve",
-                "--port",
-                str(port),
-            ],
-            env={**os.environ, "IPT_LOG_FORMAT": "json", **env},
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    server = OpsServer(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {log_path.read_text()}")
-        try:
-            if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise AssertionError(f"server did not start within {START_SECONDS} s")

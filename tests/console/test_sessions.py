@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ipt_workflow.ops.console_sessions import SESSION_SECONDS, SessionSealer
-from tests.console.conftest import start_keyed_server
+from tests.ops.conftest import start_server
 
 SEALER = SessionSealer.from_secret(b"a server secret for the tests")
 NOW = 1_800_000_000.0
@@ -89,7 +89,7 @@ def test_outside_dev_mode_the_session_cookie_is_secure_and_host_only(
         check=True,
     )
     token = made.stdout.strip()
-    server = start_keyed_server(tmp_path, secrets)
+    server = start_server(tmp_path, url, dev=False, **secrets)
     try:
         with httpx.Client(base_url=server.base) as browser:
             form = browser.get("/console/sign-in")

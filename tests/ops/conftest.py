@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -79,15 +80,22 @@ class OpsServer:
         return found
 
     def stop(self) -> int:
-        """SIGTERM, as an orchestrator stops it; the exit code."""
+        """SIGTERM, as an orchestrator stops it; the exit code. Whatever of its
+        process group is still there afterwards is killed."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
+        finally:
+            self.kill_group()
+
+    def kill_group(self) -> None:
+        """SIGKILL the server and its workers (its own process group): a worker
+        can outlive a parent that was killed, and must not outlive the test."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=30)
 
     def log_lines(self) -> list[dict[str, Any]]:
         """Every line written so far; each must be one JSON object."""
@@ -96,8 +104,10 @@ class OpsServer:
 
 
 def start_server(
-    tmp_path: Path, database_url: str, *args: str, **env: str
+    tmp_path: Path, database_url: str, *args: str, dev: bool = True, **env: str
 ) -> OpsServer:
+    """`ipt-workflow serve` on a free port, its logs in a file; with `dev=False` as
+    in production (keys and secrets must come in `env`)."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     environment = {
@@ -113,7 +123,7 @@ def start_server(
                 "-m",
                 "ipt_workflow.cli.main",
                 "serve",
-                "--dev",
+                *(["--dev"] if dev else []),
                 "--port",
                 str(port),
                 *args,
@@ -121,6 +131,7 @@ def start_server(
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=log,
+            start_new_session=True,
         )
     server = OpsServer(f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + START_SECONDS
@@ -138,8 +149,7 @@ def start_server(
             server.answers.append(probe)
             return server
         time.sleep(0.1)
-    process.kill()
-    process.wait()
+    server.kill_group()
     raise AssertionError("server did not start within 30 s")
 
 
@@ -152,15 +162,13 @@ def servers(tmp_path: Path) -> Iterator[ServerFactory]:
     started: list[OpsServer] = []
 
     def start(database_url: str, *args: str, **env: str) -> OpsServer:
-        server = start_server(tmp_path, database_url, *args, **env)
+        server = start_server(tmp_path, database_url, *args, dev=True, **env)
         started.append(server)
         return server
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        server.kill_group()
 
 
 def wait_until(
