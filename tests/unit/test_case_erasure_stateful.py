@@ -75,6 +75,9 @@ class ErasingCaseMachine(CaseMachine):
             note(f"erase_case({basis}, until={until})  # {refused}")
             return
         self.erasures.append((was, (basis, until), None))
+        # The open risk flag is client data: the erased case forgets it, and so
+        # does the model (an_erased_case_knows_nothing_of_its_client checks it).
+        self.risk = None
         note(f"erase_case({basis}, until={until})  # erased, phase={case.phase}")
         event("erased")
 
