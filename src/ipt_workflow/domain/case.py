@@ -1,7 +1,7 @@
 """The TherapyCase aggregate: one client's course of IPT at one clinic.
 
 The aggregate and its events. Each command method takes a parsed command value
-(commands.py), asks the phase table (phases.py) and the rules (rules/) whether it
+(commands/), asks the phase table (phases.py) and the rules (rules/) whether it
 may run, collecting every violation, and only then records its events; a refused
 command records nothing. Event `apply` methods only assign, since they run again on
 every replay.
@@ -121,7 +121,7 @@ def _transition(decided: Callable[[TherapyCase, Record, C, Phase], None]) -> Met
 class TherapyCase(CaseFacts, Aggregate):
     """One client's course of IPT, from opening to closing or withdrawal."""
 
-    # --- events: declared in events.py, named and stored as nested here ---------
+    # --- events: declared in events/, named and stored as nested here ----------
 
     Event = events.CaseEvent
     CaseOpened = events.CaseOpened

@@ -2,7 +2,7 @@
 
 A command collects every bad field first and raises one InvalidInput naming them
 all, so a clinic system can fix a form in one round trip. The field checks at the
-end are what command fields declare (`given(...)`, see commands.py).
+end are what command fields declare (`given(...)`, see commands/).
 """
 
 from __future__ import annotations

@@ -1,60 +1,19 @@
-"""The events of a case: every fact about it, as stored and as auditors read it.
-
-Each event's `apply` only assigns (it runs again on every replay). The events are the
-aggregate's (`TherapyCase.CaseOpened` ...): they are named, and stored under topics,
-as if nested in it (`ipt_workflow.domain.case:TherapyCase.<Name>`), which is where
-the first release declared them; their names are the public event types of the
-history and must never change (evolve them by upcasting).
-"""
+"""The events of a course of IPT: opening, the Beginning's inventory, focus and
+contract, sessions and measures, their corrections, and the phase changes to the
+close (domain.md §1-§6)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
 from ipt_workflow.domain.codes import DeviationRule
+from ipt_workflow.domain.events.base import CaseEvent
 
 if TYPE_CHECKING:
     from ipt_workflow.domain.case import TherapyCase
-
-TOPIC_PREFIX = "ipt_workflow.domain.case:TherapyCase."
-
-
-class CaseEvent(Aggregate.Event):
-    """Every fact about a case records who, for whom, and which command."""
-
-    TOPIC: ClassVar[str]
-    """Where the library stores it: as nested in the aggregate (see above)."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.TOPIC = TOPIC_PREFIX + cls.__name__
-
-    recorded_by: str
-    on_behalf_of: str | None
-    command_id: str
-    command_digest: str
-
-    def mutate(self, aggregate: Any) -> Any:
-        case = super().mutate(aggregate)
-        assert case is not None
-        case.applied_commands[self.command_id] = {
-            "digest": self.command_digest,
-            "version": self.originator_version,
-            "session_number": self.session_number(),
-        }
-        return case
-
-    def session_number(self) -> int | None:
-        return None
-
-    def pick(self, *names: str) -> dict[str, Any]:
-        """These facts of the event, as a row of the case's state (lists copied)."""
-        return {
-            n: list(v) if isinstance(v := getattr(self, n), list) else v for n in names
-        }
 
 
 class CaseOpened(CaseEvent, Aggregate.Created):
@@ -367,120 +326,6 @@ class CaseWithdrawn(PhaseEvent):
         super().apply(case)
         case.ending = {"disposition": "withdrawn", "reason": self.reason}
         case.ended_at = self.timestamp.isoformat()
-
-
-class LegalHoldPlaced(CaseEvent):
-    reason: str
-    """A reference (a matter or ticket id), never prose about the client."""
-
-    def apply(self, case: TherapyCase) -> None:
-        case.legal_hold = {
-            "reason": self.reason,
-            "placed_at": self.timestamp.isoformat(),
-            "placed_by": self.recorded_by,
-        }
-
-
-class LegalHoldLifted(CaseEvent):
-    reason: str
-
-    def apply(self, case: TherapyCase) -> None:
-        case.legal_hold = None
-
-
-class CaseErased(CaseEvent):
-    """The receipt of an erasure: who, when, on what basis; no client data.
-
-    It is stored under the key ring, not the case's data key, which the same
-    transaction destroys: the receipt outlives what it erased.
-    """
-
-    outlives_erasure: ClassVar[bool] = True
-
-    clinic_id: str
-    phase: str
-    basis: str
-    reason: str
-    retention_until: str | None
-
-    def apply(self, case: TherapyCase) -> None:
-        case.__init__()  # type: ignore[misc]  # nothing of the client stays in memory
-        case.clinic_id, case.phase = self.clinic_id, self.phase
-        case.erasure = {
-            "erased_at": self.timestamp.isoformat(),
-            "erased_by": self.recorded_by,
-            "basis": self.basis,
-            "reason": self.reason,
-            "retention_until": self.retention_until,
-        }
-
-
-class OutcomeRevised(CaseEvent):
-    """A correction changed the baseline or final, and with it the classification."""
-
-    previous: dict[str, Any]
-    outcome: dict[str, Any]
-    after_decision: bool
-    """The client had already decided on the follow-up the old outcome offered."""
-
-    def apply(self, case: TherapyCase) -> None:
-        case.outcome = dict(self.outcome)
-        if self.after_decision:
-            case.outcome_revised_after_decision = True
-
-
-class FollowUpOfferRevised(CaseEvent):
-    """A revised outcome calls for another offer than the open one (or for none)."""
-
-    previous_kind: str | None
-    kind: str | None
-
-    def apply(self, case: TherapyCase) -> None:
-        kept = [o for o in case.offers if o["decision"] is not None]
-        if self.kind is None:
-            case.offers = kept
-            return
-        offer = {"kind": self.kind, "offered_at": self.timestamp.isoformat()}
-        case.offers = [*kept, {**offer, "automatic": True, "decision": None}]
-
-
-class RiskFlagged(CaseEvent):
-    """A measure's risk item (item 9) was above 0: the clinician must follow it up."""
-
-    item: int
-    instrument: str
-    measured_on: str
-
-    def apply(self, case: TherapyCase) -> None:
-        flag = self.pick("item", "instrument", "measured_on")
-        case.risk = {**flag, "flagged_at": self.timestamp.isoformat(), "review": None}
-
-
-class RiskReviewed(CaseEvent):
-    """The clinician followed up the open risk flag: who reviewed is the clinician
-    the actor acted for, if given, else the actor (the command's docstring)."""
-
-    outcome: str
-    note: str | None
-
-    def apply(self, case: TherapyCase) -> None:
-        assert case.risk is not None
-        review = {"outcome": self.outcome, "reviewed_at": self.timestamp.isoformat()}
-        by = self.on_behalf_of or self.recorded_by
-        case.risk = {**case.risk, "review": {**review, "by": by}}
-
-
-class RelapseSuspected(CaseEvent):
-    """In follow-up, a measure suggests the depression is coming back."""
-
-    instrument: str
-    score: int
-    measured_on: str
-    reason: str
-    """`residual_after_remission` or `at_or_above_baseline`."""
-
-    def apply(self, case: TherapyCase) -> None:
-        case.relapse = self.pick("instrument", "score", "measured_on", "reason")
 
 
 def _decided(offers: Sequence[Mapping[str, Any]], decision: str) -> list[Any]:
