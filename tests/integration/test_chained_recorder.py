@@ -1,10 +1,10 @@
-"""Two application instances racing on few cases over PostgreSQL: nothing but retries.
+"""The chain PostgreSQL stores: computed where it is stored, and intact under races.
 
-The chain's hashes are read before the table lock and the chain, idempotency and
-index rows queued in the insert's pipeline (D92). Lost races abort those
-pipelines; each must end as the library's IntegrityError (retried), never as a
-"prepared statement does not exist" or "pipeline aborted" error (D96), and every
-chain must stay intact.
+Each hash is computed by the statement that stores it, from the previous hash it
+reads under the table lock (D115), and must be the hash `chain.link` computes.
+Two application instances racing on few cases abort some of those pipelines; each
+must end as the library's IntegrityError (retried), never as a "prepared statement
+does not exist" or "pipeline aborted" error (D96), and every chain must stay intact.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from uuid import UUID
 from ipt_workflow.application.cases import CaseApplication, IdempotencyClaim
 from ipt_workflow.composition.builders import build_application
 from ipt_workflow.composition.settings import Settings
+from ipt_workflow.domain.case import TherapyCase
+from ipt_workflow.domain.codes import Phase
 from ipt_workflow.domain.commands import CommandContext, OpenCase, RecordMeasure
+from ipt_workflow.domain.courses import Course
+from ipt_workflow.storage.chain import link
 
 CLINIC = "race-clinic"
 CASES = 4
@@ -53,6 +57,31 @@ def record_measure(app: CaseApplication, case_id: UUID, score: int) -> None:
         clinics={CLINIC},
         idempotency=IdempotencyClaim(CLINIC, key, digest, 200),
     )
+
+
+def test_the_hashes_postgresql_computes_are_the_ones_the_chain_defines(
+    postgres_url: str,
+) -> None:
+    app = build_application(Settings(database_url=postgres_url))
+    try:
+        # Several events of one case in one insert, then single events after it.
+        ctx = CommandContext(recorded_by="t", today=date.today())
+        plan = Course(baseline=18, contract=12, age=40, today=ctx.today)
+        case = TherapyCase.open(ctx, plan.opening(CLINIC, "chain-1", "t-1"))
+        for command in plan.commands(Phase.middle):
+            case.handle(CommandContext(recorded_by="t", today=ctx.today), command)
+        assert len(case.pending_events) > 3
+        app.save(case)
+        for n in range(3):
+            record_measure(app, case.id, 10 + n)
+        stored = list(app.recorder.select_events(case.id))
+        hashes = app.recorder.select_hashes(case.id)  # type: ignore[attr-defined]
+    finally:
+        app.close()
+
+    expected = link(stored, lambda _id, _version: None)
+    assert hashes == {x.originator_version: x.hash for x in expected}
+    assert len(hashes) == len(stored) > 6
 
 
 def test_racing_commands_are_all_recorded_with_intact_chains(postgres_url: str) -> None:

@@ -10,6 +10,7 @@ every replay.
 from __future__ import annotations
 
 import functools
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -189,6 +190,12 @@ class TherapyCase(CaseFacts, Aggregate):
         self.legal_hold: dict[str, str] | None = None
         self.erasure: dict[str, str | None] | None = None
         self.applied_commands: dict[str, dict[str, Any]] = {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TherapyCase:
+        # The library copies the cached case for every command. The state is plain
+        # data (above), which pickle copies several times faster (issue 12).
+        copied: TherapyCase = pickle.loads(pickle.dumps(self, pickle.HIGHEST_PROTOCOL))
+        return copied
 
     class_version = 2
 

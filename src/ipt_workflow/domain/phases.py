@@ -9,6 +9,7 @@ Replaying events never runs the machine. Each transition has one guard that retu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -208,9 +209,9 @@ def _session_refusal(facts: CaseFacts, command: RecordSession) -> list[Violation
 def decide(facts: CaseFacts, command: Command) -> Phase:
     """The phase a transition command leads to from the case's phase, or GuardFailed."""
     transition = TRANSITIONS[type(command)]
-    machine = _machine(facts.phase)
-    if transition.value not in {e.id for e in machine.allowed_events}:
+    if transition.value not in _events_from(facts.phase):
         raise GuardFailed([_transition_refused(transition, facts.phase)])
+    machine = _machine(facts.phase)
     try:
         machine.send(transition.value, facts=facts, command=command)
     except TransitionNotAllowed:
@@ -222,9 +223,19 @@ def _transition_refused(transition: Transition, phase: str) -> Violation:
     return wrong_phase(_subject(transition.value), sources(transition), phase)
 
 
+@functools.cache
+def _events_from(phase: str) -> frozenset[str]:
+    """The transitions the table declares from a phase, before any guard is asked.
+
+    Building a machine costs more than the rest of a case's view (issue 12's
+    profile); what it allows from a phase is a fact of the table, so it is asked once.
+    """
+    return frozenset(e.id for e in _machine(phase).allowed_events)
+
+
 def why_not(facts: CaseFacts) -> dict[Transition, list[Violation]]:
     """For every transition, every reason it may not happen now (empty: allowed)."""
-    allowed = {e.id for e in _machine(facts.phase).allowed_events}
+    allowed = _events_from(facts.phase)
     return {
         t: GUARDS[t](facts, None)
         if t.value in allowed

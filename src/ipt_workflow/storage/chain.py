@@ -33,13 +33,23 @@ def _field(data: bytes) -> bytes:
 
 def event_hash(previous: bytes, event: StoredEvent) -> bytes:
     """SHA-256 over the previous hash and the event as stored, length-prefixed."""
-    digest = hashlib.sha256()
-    digest.update(previous)
-    digest.update(_field(str(event.originator_id).encode()))
-    digest.update(event.originator_version.to_bytes(8, "big"))
-    digest.update(_field(event.topic.encode()))
-    digest.update(_field(bytes(event.state)))
-    return digest.digest()
+    return hashlib.sha256(previous + hashed_after_previous(event)).digest()
+
+
+def hashed_after_previous(event: StoredEvent) -> bytes:
+    """What an event's hash covers after the previous hash: the event as stored.
+
+    PostgreSQL computes the same hash as `sha256(previous || this)` in the insert's
+    transaction, reading the previous hash there (D115).
+    """
+    return b"".join(
+        (
+            _field(str(event.originator_id).encode()),
+            event.originator_version.to_bytes(8, "big"),
+            _field(event.topic.encode()),
+            _field(bytes(event.state)),
+        )
+    )
 
 
 def link(

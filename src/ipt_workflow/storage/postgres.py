@@ -1,14 +1,14 @@
 """The PostgreSQL application recorder with the hash chain in the same transaction.
 
-The previous hashes are read in the transaction before the library's `LOCK TABLE ...
-IN EXCLUSIVE MODE` (D92): they belong to committed events, which never change. The
-chain, idempotency and index rows are written after the insert, under the lock.
+The chain, idempotency and index rows are written after the events' insert, under
+the library's `LOCK TABLE ... IN EXCLUSIVE MODE`, in one round trip: each hash is
+computed by the statement that stores it, from the previous hash it reads there
+(`sha256(previous || event)`, D115), so no round trip reads hashes first.
 """
 
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -33,7 +33,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ipt_workflow.storage.case_keys import write_case_keys
-from ipt_workflow.storage.chain import ChainLink, link
+from ipt_workflow.storage.chain import GENESIS, event_hash, hashed_after_previous
 from ipt_workflow.storage.connections import STEADY_METHODS
 from ipt_workflow.storage.idempotency import IdempotencyRecord
 from ipt_workflow.storage.postgres_audit import PostgresAuditMixin
@@ -81,10 +81,6 @@ def _once(base: type, name: str) -> Any:
     return once
 
 
-_LINKS: weakref.WeakKeyDictionary[Any, list[ChainLink]] = weakref.WeakKeyDictionary()
-"""The chain links computed before the lock, by connection, until the insert."""
-
-
 class ChainedPostgresApplicationRecorder(
     PostgresAuditMixin, PostgresApplicationRecorder
 ):
@@ -119,12 +115,15 @@ class ChainedPostgresApplicationRecorder(
                 "PRIMARY KEY (originator_id, originator_version))"
             ).format(table, Identifier(datastore.originator_id_type))
         )
-        self._select_previous = SQL(
-            "SELECT hash FROM {0} WHERE originator_id = %s AND originator_version = %s"
-        ).format(table)
         self._insert_hash = SQL(
             "INSERT INTO {0} (originator_id, originator_version, hash) "
             "VALUES (%s, %s, %s)"
+        ).format(table)
+        # A missing predecessor chains from genesis, as `chain.link` does.
+        self._insert_chained_hash = SQL(
+            "INSERT INTO {0} (originator_id, originator_version, hash) "
+            "SELECT %s, %s, sha256(COALESCE((SELECT hash FROM {0} "
+            "WHERE originator_id = %s AND originator_version = %s), %s) || %s)"
         ).format(table)
         self._select_hashes = SQL(
             "SELECT originator_version, hash FROM {0} WHERE originator_id = %s"
@@ -158,44 +157,11 @@ class ChainedPostgresApplicationRecorder(
         ).format(Identifier(datastore.schema), Identifier(events_table_name))
         self.add_audit_tables()
 
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
-    ) -> None:
-        """Before the lock: read the hashes the new events chain from (D92).
-
-        The library calls this first in the insert's transaction. An aggregate is
-        saved at version v only after it was loaded at v - 1, so that event and its
-        hash are committed and can no longer change; if the insert of v then loses
-        a race, it fails on its version and the links are never stored.
-        """
-        conn = curs.connection
-        wanted = _predecessors(stored_events)
-        found: dict[tuple[UUID | str, int], bytes] = {}
-        if wanted:
-            # Never prepared (D96): psycopg can take a statement prepared inside a
-            # pipeline that an error aborted for prepared, and its next use fails.
-            reads = [conn.cursor() for _ in wanted]
-            for read, key in zip(reads, wanted, strict=True):
-                read.execute(self._select_previous, key, prepare=False)
-            with conn.pipeline():  # leaving a nested block syncs: one round trip
-                pass
-            for read, key in zip(reads, wanted, strict=True):
-                row = read.fetchone()
-                read.close()
-                if row is not None:
-                    found[key] = bytes(row["hash"])
-
-        def previous(originator_id: UUID | str, version: int) -> bytes | None:
-            return found.get((originator_id, version))
-
-        _LINKS[conn] = link(stored_events, previous)
-
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)
         conn = curs.connection
-        links = _LINKS.pop(conn)
         # Sync the pipeline here (leaving a nested block syncs) so that a version
         # conflict surfaces as the insert's own IntegrityError, which the
         # application retries, not as "pipeline aborted" on our next statement.
@@ -204,12 +170,8 @@ class ChainedPostgresApplicationRecorder(
         # Queued only: the library syncs the pipeline once after this (a duplicate
         # idempotency key is an IntegrityError there), then commits.
         own = conn.cursor()
-        for x in links:
-            own.execute(
-                self._insert_hash,
-                (x.originator_id, x.originator_version, x.hash),
-                prepare=False,
-            )
+        for event in stored_events:
+            self._queue_hash(own, event)
         record: IdempotencyRecord | None = kwargs.get("idempotency")
         if record is not None:
             own.execute(
@@ -234,6 +196,17 @@ class ChainedPostgresApplicationRecorder(
             now=datetime.now(UTC).isoformat(),
             unprepared=True,
         )
+
+    def _queue_hash(self, curs: Cursor[DictRow], event: StoredEvent) -> None:
+        """The event's chain hash, computed where it is stored (D115)."""
+        key, version = event.originator_id, event.originator_version
+        if version == 1:
+            first = (key, version, event_hash(GENESIS, event))
+            curs.execute(self._insert_hash, first, prepare=False)
+            return
+        after = hashed_after_previous(event)
+        params = (key, version, key, version - 1, GENESIS, after)
+        curs.execute(self._insert_chained_hash, params, prepare=False)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -273,16 +246,6 @@ class ChainedPostgresApplicationRecorder(
             curs.execute(self._select_position, (originator_id, version))
             row = curs.fetchone()
         return None if row is None else int(row["notification_id"])
-
-
-def _predecessors(
-    stored_events: Sequence[StoredEvent],
-) -> list[tuple[UUID | str, int]]:
-    """The stored events whose hash the chain of these new events starts from."""
-    first: dict[UUID | str, int] = {}
-    for event in stored_events:
-        first.setdefault(event.originator_id, event.originator_version)
-    return [(key, version - 1) for key, version in first.items() if version > 1]
 
 
 class BrieflyRetryingAggregateRecorder(PostgresAggregateRecorder):
