@@ -2131,19 +2131,37 @@ class TestIdempotencyKey:
         assert case["id"] != ours.json()["id"]
         assert case["clinic_id"] == "clinic-b"
 
-    def test_a_key_used_on_another_case_is_422(self, sqlite_api: Api) -> None:
-        first_case = new_case(sqlite_api)
-        second_case = new_case(sqlite_api)
+    def test_a_key_used_on_another_case_is_422(self, api: Api) -> None:
+        first_case = new_case(api)
+        second_case = new_case(api)
         headers = {"Idempotency-Key": key()}
         body = {"clinician_id": "t-9"}
-        sqlite_api.post(f"/cases/{first_case}/reassign", body, **headers)
+        api.post(f"/cases/{first_case}/reassign", body, **headers)
 
-        answer: Response = sqlite_api.post(
-            f"/cases/{second_case}/reassign", body, **headers
-        )
+        answer: Response = api.post(f"/cases/{second_case}/reassign", body, **headers)
 
         assert_problem(answer, 422, "idempotency_key_reused")
-        assert read_case(sqlite_api, second_case)["clinician_id"] == "t-7"
+        assert read_case(api, second_case)["clinician_id"] == "t-7"
+        assert len(history(api, second_case)) == 1
+
+    def test_a_retry_with_its_if_match_answers_as_the_first_after_the_case_moved_on(
+        self, api: Api
+    ) -> None:
+        case_id = new_case(api)
+        headers = {"Idempotency-Key": key(), "If-Match": '"1"'}
+        first: Response = api.post(
+            f"/cases/{case_id}/reassign", {"clinician_id": "t-9"}, **headers
+        )
+        api.post(f"/cases/{case_id}/inventory", inventory())
+
+        retry: Response = api.post(
+            f"/cases/{case_id}/reassign", {"clinician_id": "t-9"}, **headers
+        )
+
+        assert_case_answer(first, 200)
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["version"] == first.json()["version"] == 2
+        assert len(history(api, case_id)) == 3
 
     @pytest.mark.parametrize("bad", ["has space", "x" * 201, ""])
     def test_a_key_that_is_not_1_to_200_printable_characters_is_400(

@@ -278,20 +278,46 @@ class CaseApplication(Application[UUID]):
         On a lost race the command is decided again against the new state.
         """
 
+        first = True
+
+        def answered() -> Outcome | None:
+            """The first answer to this key, if it was used before."""
+            if idempotency is None or (done := self._answered(idempotency)) is None:
+                return None
+            if done.case.id != case_id:
+                raise IdempotencyKeyReusedError(idempotency.key)
+            return done
+
         def attempt() -> Outcome:
-            if idempotency is not None and (done := self._answered(idempotency)):
-                if done.case.id != case_id:
-                    raise IdempotencyKeyReusedError(idempotency.key)
+            # A new key is the rule: it is looked up only when something says it
+            # may not be new (a replay, a refusal, a lost race: its stored row fails
+            # the save), saving a round trip per command (D117). A key seen before
+            # answers as the first time, whatever the case says now.
+            nonlocal first
+            if not first and (done := answered()) is not None:
                 return done
+            try:
+                return decided()
+            except DomainError:
+                if first and (done := answered()) is not None:
+                    return done
+                raise
+            finally:
+                first = False
+
+        def decided() -> Outcome:
             case = self.get_case(case_id, clinics=clinics)
             if expected_version is not None and case.version != expected_version:
                 raise VersionMismatchError(case.version)
             was_final = case.is_final
             result = case.handle(ctx, command)
             if result.replayed:
-                earlier = self.get_case(case_id, version=result.version)
+                earlier = answered()
+                if earlier is not None:
+                    return earlier
+                replayed = self.get_case(case_id, version=result.version)
                 return Outcome(
-                    earlier, result, self.position_of(case_id, result.version)
+                    replayed, result, self.position_of(case_id, result.version)
                 )
             aggregates: list[Any] = [case]
             if case.is_final and not was_final:
