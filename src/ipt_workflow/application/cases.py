@@ -44,6 +44,8 @@ from ipt_workflow.storage.idempotency import IdempotencyRecord
 
 T = TypeVar("T")
 LOCK_STRIPES = 64
+POSITIONS_KEPT = 100_000
+"""Log positions remembered per process: a committed event's position never changes."""
 
 
 class CaseNotFoundError(DomainError):
@@ -160,6 +162,8 @@ class CaseApplication(Application[UUID]):
             raise OSError("REFERENCE_KEY is required")
         self._reference_key = key.encode()
         self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._positions: dict[tuple[UUID, int], int] = {}
+        self._positions_lock = threading.Lock()
         self._attempts = int(self.env.get("COMMAND_ATTEMPTS") or 30)
         self.observer: CommandObserver = _Unobserved()
         """Set by the composition root; told every command's outcome and retry."""
@@ -375,7 +379,16 @@ class CaseApplication(Application[UUID]):
 
     def position_of(self, case_id: UUID, version: int) -> int | None:
         """The log position of a case's event at a version."""
-        return self._recorder.position_of(case_id, version)
+        key = (case_id, version)
+        if (known := self._positions.get(key)) is not None:
+            return known
+        found = self._recorder.position_of(case_id, version)
+        if found is not None:
+            with self._positions_lock:
+                if len(self._positions) >= POSITIONS_KEPT:
+                    del self._positions[next(iter(self._positions))]
+                self._positions[key] = found
+        return found
 
     def _retrying(self, attempt: Callable[[], T], name: str = "command") -> T:
         for n in range(self._attempts):
