@@ -81,7 +81,7 @@ def access_entries(base: str, token: str, actor: str, after: int = 0) -> list[in
             answer.raise_for_status()
             page = answer.json()
             ids += [e["id"] for e in page["items"] if e["route"] == "/cases/{case_id}"]
-            if not page["items"]:
+            if page.get("next_after") is None:  # absent on the last page (D75)
                 return ids
             after = page["next_after"]
 
