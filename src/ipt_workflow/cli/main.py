@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database administration")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("init", help="create the tables (also done on first start)")
+    grants = db_commands.add_parser(
+        "grants",
+        help="print the PostgreSQL GRANTs a runtime role without DDL rights needs",
+    )
+    grants.add_argument("role", help="the role the API and workers connect as")
 
     projections = commands.add_parser("projections", help="read models")
     projection_commands = projections.add_subparsers(
@@ -109,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(phases_markdown())
         return 0
     if args.command == "db":
-        return _db_init()
+        return _db_grants(args.role) if args.db_command == "grants" else _db_init()
     if args.command == "keys":
         return _keys(args)
     if args.command == "projections":
@@ -141,6 +146,18 @@ def _db_init() -> int:
     settings = _settings()
     prepare_storage(settings)
     sys.stdout.write(f"tables ready ({settings.backend})\n")
+    return 0
+
+
+def _db_grants(role: str) -> int:
+    from ipt_workflow.composition.grants import runtime_grants
+
+    try:
+        lines = runtime_grants(role)
+    except ValueError as bad:
+        sys.stderr.write(f"{bad}\n")
+        return 2
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
 
 
