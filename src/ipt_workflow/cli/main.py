@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("name", nargs="?", help="one read model; all if left out")
 
-    keys = commands.add_parser("keys", help="API keys")
+    keys = commands.add_parser(
+        "keys", help="API keys; re-wrapping case data keys under the newest ring key"
+    )
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     add = key_commands.add_parser("add", help="create a key and print its token once")
     add.add_argument(
@@ -94,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list keys (never their tokens)")
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+    key_commands.add_parser(
+        "rewrap",
+        help="re-wrap every case data key under IPT_CIPHER_KEY's first key, "
+        "then say what each ring key still seals",
+    )
     audit_cli.add_parser(commands)
     webhooks_cli.add_parser(commands)
     retention_cli.add_parser(commands)
@@ -115,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "db":
         return _db_grants(args.role) if args.db_command == "grants" else _db_init()
+    if args.command == "keys" and args.keys_command == "rewrap":
+        from ipt_workflow.cli import keyring
+
+        return keyring.run(_settings())
     if args.command == "keys":
         return _keys(args)
     if args.command == "projections":
