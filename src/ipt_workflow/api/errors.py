@@ -13,6 +13,7 @@ from eventsourcing.persistence import (
     InterfaceError,
     MapperDeserialisationError,
     OperationalError,
+    ProgrammingError,
 )
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -278,6 +279,29 @@ def _internal(_: Request, _exc: Exception) -> JSONResponse:
     return problem(500, "internal_error", "An unexpected error; nothing was written.")
 
 
+def _privilege(exc: BaseException) -> psycopg.errors.InsufficientPrivilege | None:
+    """The database's refusal of a privilege, raised as is or wrapped by the library."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, psycopg.errors.InsufficientPrivilege):
+            return error
+    return None
+
+
+def _programming(request: Request, exc: Exception) -> JSONResponse:
+    refused = _privilege(exc)
+    if refused is None:
+        return _internal(request, exc)
+    # The operator's line names the privilege (a table, never client data); the
+    # role lacks a grant `ipt-workflow db grants` prints (D110).
+    log.error("database_privilege_missing", detail=refused.diag.message_primary)
+    return problem(
+        503,
+        "unavailable",
+        "The database refused this server a privilege it needs; nothing was written.",
+        headers={"Retry-After": "60"},
+    )
+
+
 DATABASE_DOWN: tuple[type[Exception], ...] = (
     OperationalError,
     InterfaceError,
@@ -310,6 +334,8 @@ def install(app: FastAPI) -> None:
         (RateLimited, _rate_limited),
         (MapperDeserialisationError, _undecryptable),
         *[(kind, _unavailable) for kind in DATABASE_DOWN],
+        (ProgrammingError, _programming),
+        (psycopg.ProgrammingError, _programming),
         (Exception, _internal),
     ]
     for kind, handler in handlers:

@@ -620,6 +620,56 @@ def _outcome(
 # --- bundles ------------------------------------------------------------------------
 
 
+_PLAN_EVENTS = {"ContractAgreed", "ContractRenegotiated", "FollowUpAccepted"}
+_OUTCOME_EVENTS = {"AcuteTreatmentConcluded", "OutcomeRevised"}
+
+
+def erased_references(case_id: UUID, event_types: Sequence[str]) -> list[str]:
+    """Every `Type/id` the resources of an erased case may have had in an export.
+
+    After erasure only the types of its events are known (their envelopes), so this
+    is the ids `case_resources` gives, by the same scheme, for every resource such
+    events can yield: a few (a risk item, a secondary problem area, a plan of a
+    follow-up without contract) may never have existed. A DELETE of those changes
+    nothing.
+    """
+    count = {t: event_types.count(t) for t in set(event_types)}
+    found = [("EpisodeOfCare", uuid5(case_id, "EpisodeOfCare"))]
+    if "FocusAgreed" in count:
+        found += [
+            ("Condition", uuid5(case_id, f"Condition/{rank}"))
+            for rank in ("primary", "secondary")
+        ]
+    found += [
+        ("CarePlan", uuid5(case_id, f"CarePlan/{n}"))
+        for n, kind in enumerate(event_types)
+        if kind in _PLAN_EVENTS
+    ]
+    found += [
+        ("Encounter", uuid5(case_id, f"Encounter/{n}"))
+        for n in range(count.get("SessionHeld", 0))
+    ]
+    found += [
+        ("Encounter", uuid5(case_id, f"Encounter/missed/{n}"))
+        for n in range(count.get("SessionMissed", 0))
+    ]
+    for n in range(count.get("SymptomsMeasured", 0)):
+        found.append(("Observation", uuid5(case_id, f"Observation/{n}")))
+        found.append(("Observation", uuid5(case_id, f"Observation/{n}/risk-item")))
+    if _OUTCOME_EVENTS & set(count):
+        found.append(("Observation", uuid5(case_id, "Observation/outcome")))
+    return [by_type(kind, resource_id) for kind, resource_id in found]
+
+
+def deleted_bundle(references: Sequence[str]) -> dict[str, Any]:
+    """A bulk export's `deleted` line: a transaction Bundle of DELETE requests."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": r}} for r in references],
+    }
+
+
 def conditional_url(resource: Resource) -> str:
     """The conditional update that finds the resource again by its identifier."""
     system, value = resource.identifier

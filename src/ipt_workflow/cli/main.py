@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database administration")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("init", help="create the tables (also done on first start)")
+    grants = db_commands.add_parser(
+        "grants",
+        help="print the PostgreSQL GRANTs a runtime role without DDL rights needs",
+    )
+    grants.add_argument("role", help="the role the API and workers connect as")
 
     projections = commands.add_parser("projections", help="read models")
     projection_commands = projections.add_subparsers(
@@ -73,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("name", nargs="?", help="one read model; all if left out")
 
-    keys = commands.add_parser("keys", help="API keys")
+    keys = commands.add_parser(
+        "keys", help="API keys; re-wrapping case data keys under the newest ring key"
+    )
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     add = key_commands.add_parser("add", help="create a key and print its token once")
     add.add_argument(
@@ -89,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list keys (never their tokens)")
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+    key_commands.add_parser(
+        "rewrap",
+        help="re-wrap every case data key under IPT_CIPHER_KEY's first key, "
+        "then say what each ring key still seals",
+    )
     audit_cli.add_parser(commands)
     webhooks_cli.add_parser(commands)
     retention_cli.add_parser(commands)
@@ -109,7 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(phases_markdown())
         return 0
     if args.command == "db":
-        return _db_init()
+        return _db_grants(args.role) if args.db_command == "grants" else _db_init()
+    if args.command == "keys" and args.keys_command == "rewrap":
+        from ipt_workflow.cli import keyring
+
+        return keyring.run(_settings())
     if args.command == "keys":
         return _keys(args)
     if args.command == "projections":
@@ -141,6 +157,18 @@ def _db_init() -> int:
     settings = _settings()
     prepare_storage(settings)
     sys.stdout.write(f"tables ready ({settings.backend})\n")
+    return 0
+
+
+def _db_grants(role: str) -> int:
+    from ipt_workflow.composition.grants import runtime_grants
+
+    try:
+        lines = runtime_grants(role)
+    except ValueError as bad:
+        sys.stderr.write(f"{bad}\n")
+        return 2
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
 
 

@@ -481,12 +481,13 @@ def _drop(settings: Settings, entry: Entry, view_name: str) -> None:
     view = open_view(settings, entry, view_name)
     assert isinstance(view, PostgresReadModelView)
     with view.datastore.transaction(commit=True) as c:
-        for table in _pg_tables(view_name):
+        for table in postgres_tables(view_name):
             c.execute(SQL("DROP TABLE IF EXISTS {0}").format(Identifier(table)))
     view.datastore.close()
 
 
-def _pg_tables(view_name: str) -> list[str]:
+def postgres_tables(view_name: str) -> list[str]:
+    """A read model's PostgreSQL tables."""
     return [f"{view_name}_{t}" for t in ("facts", "rows", "counts", "tracking")]
 
 
@@ -503,7 +504,7 @@ def _swap(settings: Settings, entry: Entry, fresh_name: str) -> None:
     assert isinstance(view, PostgresReadModelView)
     with view.datastore.transaction(commit=True) as c:
         for new, old in zip(
-            _pg_tables(fresh_name), _pg_tables(entry.name), strict=True
+            postgres_tables(fresh_name), postgres_tables(entry.name), strict=True
         ):
             c.execute(SQL("DROP TABLE {0}").format(Identifier(old)))
             c.execute(

@@ -52,6 +52,37 @@ class CaseKeyStore(ABC):
         where this store can reach (see SQLiteCaseKeyStore)."""
         return
 
+    def page(self, after: str, limit: int) -> list[tuple[str, bytes]]:
+        """(case id hex, wrapped key) of the keys after `after`, in case id order."""
+        with self._cursor() as c:
+            c.execute(
+                self._sql(
+                    f"SELECT case_id, wrapped_key FROM {TABLE} WHERE case_id > ? "
+                    "ORDER BY case_id LIMIT ?"
+                ),
+                (after, limit),
+            )
+            return [(str(r[0]), bytes(r[1])) for r in c.fetchall()]
+
+    def replace(self, rewrapped: Sequence[tuple[str, bytes, bytes]]) -> int:
+        """Store each (case id hex, old wrapped, new wrapped) in one transaction, if
+        the row still holds the old bytes: a key destroyed meanwhile stays destroyed.
+        How many were replaced."""
+        done = 0
+        with self._cursor() as c:
+            if self.placeholder == "?":  # SQLite: zero the old bytes (then scrub)
+                c.execute("PRAGMA secure_delete = ON")
+            for case_id, old, new in rewrapped:
+                c.execute(
+                    self._sql(
+                        f"UPDATE {TABLE} SET wrapped_key = ? "
+                        "WHERE case_id = ? AND wrapped_key = ?"
+                    ),
+                    (new, case_id, old),
+                )
+                done += int(c.rowcount)
+        return done
+
     def count(self) -> int:
         with self._cursor() as c:
             c.execute(f"SELECT count(*) FROM {TABLE}")

@@ -46,6 +46,14 @@ class _OneKey(AESCipher):
         self.key = key
 
 
+def ring_key_of(payload: bytes) -> bytes | None:
+    """The fingerprint of the ring key a payload in this format names; None if the
+    payload is not in it."""
+    if payload[:1] != FORMAT or len(payload) < 1 + FINGERPRINT_BYTES:
+        return None
+    return payload[1 : 1 + FINGERPRINT_BYTES]
+
+
 class KeyRingCipher(Cipher):
     """Encrypts with the newest configured key; decrypts with whichever is named."""
 
@@ -56,6 +64,16 @@ class KeyRingCipher(Cipher):
         keys = parse_keys(text)
         self._ring = {fingerprint(k): _OneKey(k) for k in keys}
         self._newest = fingerprint(keys[0])
+
+    @property
+    def newest(self) -> bytes:
+        """The fingerprint of the key new payloads are encrypted with."""
+        return self._newest
+
+    @property
+    def fingerprints(self) -> list[bytes]:
+        """Every configured key's fingerprint."""
+        return list(self._ring)
 
     def encrypt(self, plaintext: bytes) -> bytes:
         return FORMAT + self._newest + self._ring[self._newest].encrypt(plaintext)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 HEARTBEAT_SECONDS = 2.0
+DELETED = "deleted"
+"""The name of a job's file of deleted resources (no resource type has it)."""
 STALE_SECONDS = 30.0
 
 
@@ -52,6 +54,8 @@ class ExportJob:
     cases_done: int = 0
     outputs: dict[str, int] = field(default_factory=dict)
     """Resources written per type."""
+    deleted: int = 0
+    """Bundles of deleted resources written (`_since` exports: erased cases)."""
     error: str | None = None
     heartbeat: float = field(default_factory=time.time)
     created: float = field(default_factory=time.time)
@@ -70,17 +74,25 @@ class JobWriter:
         self._beat = 0.0
 
     def write(self, kind: str, resource: dict[str, Any]) -> None:
-        handle = self._files.get(kind)
+        self._line(kind, resource)
+        self._job.outputs[kind] = self._job.outputs.get(kind, 0) + 1
+
+    def write_deleted(self, bundle: dict[str, Any]) -> None:
+        """A Bundle of the resources a client should delete (`deleted.ndjson`)."""
+        self._line(DELETED, bundle)
+        self._job.deleted += 1
+
+    def _line(self, name: str, resource: dict[str, Any]) -> None:
+        handle = self._files.get(name)
         if handle is None:
             handle = open(  # noqa: SIM115 - closed by close()
-                self._jobs.folder(self._job.id) / f"{kind}.ndjson",
+                self._jobs.folder(self._job.id) / f"{name}.ndjson",
                 "w",
                 encoding="utf-8",
                 opener=_owner_only,
             )
-            self._files[kind] = handle
+            self._files[name] = handle
         handle.write(json.dumps(resource, separators=(",", ":")) + "\n")
-        self._job.outputs[kind] = self._job.outputs.get(kind, 0) + 1
 
     def case_done(self) -> None:
         """One more case is written."""
@@ -166,7 +178,9 @@ class ExportJobs:
 
     def file(self, job_id: str, owner: str, kind: str) -> Path | None:
         job = self.get(job_id, owner)
-        if job is None or job.status != "completed" or kind not in job.outputs:
+        if job is None or job.status != "completed":
+            return None
+        if kind not in job.outputs and not (kind == DELETED and job.deleted):
             return None
         return self.folder(job_id) / f"{kind}.ndjson"
 

@@ -125,6 +125,8 @@ class KeyReusedError(Exception):
     """Raised when an Idempotency-Key comes back with another request."""
 
 
+PRUNED_TABLES = ("webhook_deliveries", "webhook_idempotency")
+"""The tables `prune` deletes old rows from."""
 SUB_COLUMNS = (
     "id, clinic_id, url, event_types, description, secret, created_at, created_by, "
     "revision, position, attempts, next_attempt_at, first_failure_at, "
@@ -555,7 +557,8 @@ class _SqlWebhookStore(ABC):
         return None if row is None else float(row[0])
 
     def prune(self, before: float) -> int:
-        """Forget attempts older than `before`, and idempotency keys too."""
+        """Forget attempts older than `before`, and idempotency keys too
+        (PRUNED_TABLES)."""
         with self._transaction() as c:
             c.execute(
                 self._sql("DELETE FROM webhook_deliveries WHERE at < ?"), (before,)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
@@ -29,10 +29,20 @@ from ipt_workflow.api.fhir import (
     by_type,
     capability_statement,
     case_resources,
+    deleted_bundle,
+    erased_references,
 )
 from ipt_workflow.api.routes.lookup import LookupScope, clinics_in_scope
 from ipt_workflow.composition.bootstrap import Services
-from ipt_workflow.storage.exports import ExportBusyError, ExportJob, JobWriter
+from ipt_workflow.domain import events
+from ipt_workflow.storage.audit import AuditRecorder
+from ipt_workflow.storage.case_cipher import ErasedEvent
+from ipt_workflow.storage.exports import (
+    DELETED,
+    ExportBusyError,
+    ExportJob,
+    JobWriter,
+)
 from projections.case_list import CaseListView
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -40,6 +50,8 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 NDJSON = "application/fhir+ndjson"
 OUTPUT_FORMATS = {NDJSON, "application/ndjson", "ndjson"}
 PAGE = 100
+FEED_PAGE = 1000
+"""Log events read a query when looking for erasures (only receipts are decoded)."""
 IN_FLIGHT = timedelta(seconds=5)
 """Longer than a command takes from stamping its events to committing them."""
 CATCH_UP_SECONDS = 25.0
@@ -214,10 +226,51 @@ def _producer(
                 if after_time is None or row["updated_at"] > after_time:
                     _write_case(svc, reads, writer, UUID(row["id"]), types)
             if len(rows) < PAGE:
-                return
+                break
             cursor = (rows[-1]["opened_at"], rows[-1]["id"])
+        if after_time is not None:
+            _write_deleted(svc, writer, clinics, after_time, types, head)
 
     return produce
+
+
+def _write_deleted(
+    svc: Services,
+    writer: JobWriter,
+    clinics: list[str] | None,
+    after_time: str,
+    types: set[str] | None,
+    head: int,
+) -> None:
+    """A Bundle of DELETEs for each case of the clinics erased after `_since` (up to
+    the kick-off's head): the ids its resources had, nothing else (D112)."""
+    recorder = cast(AuditRecorder, cast(Any, svc.cases.recorder))
+    after = 0
+    while after < head:
+        page = recorder.select_feed(after, FEED_PAGE, clinics)
+        for note, _ in page.events:
+            if note.id > head or note.topic != events.CaseErased.TOPIC:
+                continue
+            case_id = UUID(str(note.originator_id))
+            receipt = svc.cases.mapper.to_domain_event(note)
+            erased_at = cast(Any, receipt).timestamp.astimezone(UTC)
+            if erased_at.isoformat(timespec="microseconds") <= after_time:
+                continue
+            kinds = [
+                e.erased_type if isinstance(e, ErasedEvent) else type(e).__name__
+                for e in svc.cases.case_events(case_id)
+            ]
+            refs = [
+                r
+                for r in erased_references(case_id, kinds)
+                if types is None or r.split("/", 1)[0] in types
+            ]
+            if refs:
+                writer.write_deleted(deleted_bundle(refs))
+        writer.beat()
+        if page.scanned_to <= after:
+            return
+        after = page.scanned_to
 
 
 def _write_case(
@@ -298,11 +351,23 @@ def export_status(
         }
         for kind, count in job.outputs.items()
     ]
+    deleted = (
+        [
+            {
+                "type": "Bundle",
+                "url": str(request.url_for("export_file", job_id=job.id, kind=DELETED)),
+                "count": job.deleted,
+            }
+        ]
+        if job.deleted
+        else []
+    )
     manifest = {
         "transactionTime": job.transaction_time,
         "request": job.request,
         "requiresAccessToken": True,
         "output": output,
+        "deleted": deleted,
         "error": [],
     }
     keep = 0.0 if svc.exports is None else svc.exports.keep_seconds
