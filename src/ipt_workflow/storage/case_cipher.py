@@ -23,7 +23,6 @@ from collections import OrderedDict
 from typing import Any, cast
 from uuid import UUID
 
-from Crypto.Cipher import AES
 from eventsourcing.domain import Aggregate, DomainEventProtocol, Snapshot
 from eventsourcing.persistence import (
     Cipher,
@@ -36,10 +35,9 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic, resolve_topic
 
 from ipt_workflow.storage.case_keys import CaseKeyStore
+from ipt_workflow.storage.gcm import Gcm
 
 FORMAT = b"\x02"
-NONCE_BYTES = 12
-TAG_BYTES = 16
 KEY_CACHE_SIZE = 10_000
 KEY_CACHE_SECONDS = 30.0
 """How long a process trusts what it learnt of a key: another process's erasure
@@ -163,19 +161,16 @@ class CaseKeyMapper(Mapper[UUID]):
         if self.compressor:
             body = self.compressor.compress(body)
         sealed_envelope = self.ring.encrypt(self.transcoder.encode(envelope))
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        aes = AES.new(key, AES.MODE_GCM, nonce=nonce)
-        aes.update(_associated(originator_id, version, topic))
-        ciphertext, tag = aes.encrypt_and_digest(body)
+        # A data key's cipher is made for each use, never kept: erasure must leave
+        # no copy of the key in memory (D102).
+        sealed = Gcm(key).encrypt(body, _associated(originator_id, version, topic))
         stored = b"".join(
             (
                 FORMAT,
                 subject.bytes,
                 len(sealed_envelope).to_bytes(4, "big"),
                 sealed_envelope,
-                nonce,
-                tag,
-                ciphertext,
+                sealed,
             )
         )
         return StoredEvent(originator_id, version, topic, stored)
@@ -195,17 +190,12 @@ class CaseKeyMapper(Mapper[UUID]):
             key = self.key_of(subject)
             if key is None:
                 return self._erased(stored_event, envelope, subject)
-            nonce = rest[:NONCE_BYTES]
-            tag = rest[NONCE_BYTES : NONCE_BYTES + TAG_BYTES]
-            aes = AES.new(key, AES.MODE_GCM, nonce=nonce)
-            aes.update(
-                _associated(
-                    stored_event.originator_id,
-                    stored_event.originator_version,
-                    stored_event.topic,
-                )
+            associated = _associated(
+                stored_event.originator_id,
+                stored_event.originator_version,
+                stored_event.topic,
             )
-            body = aes.decrypt_and_verify(rest[NONCE_BYTES + TAG_BYTES :], tag)
+            body = Gcm(key).decrypt(rest, associated)
             if self.compressor:
                 body = self.compressor.decompress(body)
             event_state: dict[str, Any] = self.transcoder.decode(body)

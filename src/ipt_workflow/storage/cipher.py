@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from base64 import b64decode
 
-from eventsourcing.cipher import AESCipher
 from eventsourcing.persistence import Cipher
 from eventsourcing.utils import Environment
+
+from ipt_workflow.storage.gcm import Gcm, check_key_size
 
 FORMAT = b"\x01"
 FINGERPRINT_BYTES = 8
@@ -37,13 +38,8 @@ def parse_keys(text: str) -> list[bytes]:
     if not keys:
         raise ValueError("no cipher key given")
     for key in keys:
-        AESCipher.check_key_size(len(key))
+        check_key_size(len(key))
     return keys
-
-
-class _OneKey(AESCipher):
-    def __init__(self, key: bytes) -> None:
-        self.key = key
 
 
 def ring_key_of(payload: bytes) -> bytes | None:
@@ -62,7 +58,7 @@ class KeyRingCipher(Cipher):
         if not text:
             raise OSError("'CIPHER_KEY' not in env")
         keys = parse_keys(text)
-        self._ring = {fingerprint(k): _OneKey(k) for k in keys}
+        self._ring = {fingerprint(k): Gcm(k) for k in keys}
         self._newest = fingerprint(keys[0])
 
     @property
