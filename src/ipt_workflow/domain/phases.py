@@ -162,6 +162,7 @@ def _machine(phase: str) -> PhaseMachine:
     return PhaseMachine(model=_Probe(phase), state_field="phase")
 
 
+@functools.cache
 def sources(transition: Transition) -> tuple[Phase, ...]:
     """The phases a transition may start from, in the order of the phase table."""
     return tuple(
