@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from ipt_workflow.composition.builders import build_application
 from ipt_workflow.composition.settings import Settings
 from ipt_workflow.domain.codes import Phase
+from ipt_workflow.domain.commands import Withdraw
 from ipt_workflow.domain.courses import Course
 from ipt_workflow.ops.progress import Stages, progress
 from tests.support.drivers import ThroughApplication
@@ -98,19 +99,21 @@ def test_on_a_terminal_the_bar_shows_count_rate_and_time_left() -> None:
 
 @pytest.fixture
 def a_log(tmp_path: Path) -> dict[str, str]:
-    """A SQLite store with three cases' events, and the environment naming it."""
+    """A SQLite store with three cases' events, one of them withdrawn and (with a
+    retention of 0 years) due at once, and the environment naming it."""
     url = f"sqlite:///{tmp_path / 'ipt.db'}"
     app = build_application(Settings(database_url=url))
     try:
         driver = ThroughApplication(app)
-        for _ in range(3):
-            driver.drive(Course(), Phase.middle)
+        cases = [driver.drive(Course(), Phase.middle) for _ in range(3)]
+        driver.run(cases[0], Withdraw.parse(reason="other"))
     finally:
         app.close()
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("IPT_")},
         "IPT_DATABASE_URL": url,
         "IPT_LOG_FORMAT": "json",
+        "IPT_RETENTION_YEARS_AFTER_END": "0",
     }
 
 
@@ -154,6 +157,7 @@ def on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     [
         (["projections", "rebuild", "caseload"], "rebuild caseload"),
         (["audit", "verify", "--all"], "verify: aggregates"),
+        (["retention", "run"], "retention run"),
     ],
 )
 def test_the_long_commands_draw_a_bar_on_a_terminal(
@@ -172,6 +176,7 @@ def test_the_long_commands_draw_a_bar_on_a_terminal(
     [
         (["projections", "rebuild", "caseload"], "rebuild caseload"),
         (["audit", "verify", "--all"], "verify: aggregates"),
+        (["retention", "run"], "retention run"),
     ],
 )
 def test_the_long_commands_log_progress_lines_away_from_a_terminal(

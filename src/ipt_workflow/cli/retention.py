@@ -13,7 +13,9 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ipt_workflow.application.erasure import DueCase, Retention
     from ipt_workflow.composition.settings import Settings
+    from ipt_workflow.ops.retention import RetentionRunReport
 
 ACTOR = "retention-run"
 
@@ -36,12 +38,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from ipt_workflow.application.erasure import ErasureUnsupportedError, Retention
+    from ipt_workflow.application.erasure import Retention
     from ipt_workflow.composition.builders import build_application
-    from ipt_workflow.domain.commands import CommandContext
-    from ipt_workflow.domain.erasure import EraseCase
-    from ipt_workflow.domain.errors import DomainError
     from ipt_workflow.ops.logging import CommandLog
+    from ipt_workflow.ops.progress import progress
     from ipt_workflow.ops.retention import RetentionRunReport
 
     today = datetime.now(UTC).date()
@@ -51,40 +51,57 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         retention = Retention(app, settings.retention_policy)
         due = list(retention.due(today, clinics=args.clinic))
-        report.start(len(due))
-        command = EraseCase.parse(
-            basis="retention_expired", reason=f"retention-run:{today.isoformat()}"
-        )
-        for case in due:
-            until = case.retention_until.isoformat()
-            if not case.erasure_supported:
-                report.case(case.case_id, case.clinic_id, until, "unsupported")
-                continue
-            if not args.apply:
-                report.case(case.case_id, case.clinic_id, until, "due")
-                continue
-            try:
-                retention.erase(
-                    case.case_id,
-                    command,
-                    CommandContext(recorded_by=ACTOR, today=today),
-                    clinics=None,
-                )
-            except ErasureUnsupportedError:
-                report.case(case.case_id, case.clinic_id, until, "unsupported")
-            except DomainError as refused:
-                # A hold placed since the list was made, for instance.
-                report.case(
-                    case.case_id, case.clinic_id, until, "refused", why=str(refused)
-                )
-            else:
-                report.case(case.case_id, case.clinic_id, until, "erased")
+        with progress("retention run", len(due), unit="cases") as bar:
+            report.bar = bar
+            _each(args, retention, due, today, report)
     finally:
         app.close()
         if args.metrics_file:
             report.write_metrics(args.metrics_file)
     _summary(report.counts, apply=args.apply, today=today)
     return 0
+
+
+def _each(
+    args: argparse.Namespace,
+    retention: Retention,
+    due: list[DueCase],
+    today: date,
+    report: RetentionRunReport,
+) -> None:
+    """Erase (or, in a dry run, list) each due case, reporting what became of it."""
+    from ipt_workflow.application.erasure import ErasureUnsupportedError
+    from ipt_workflow.domain.commands import CommandContext
+    from ipt_workflow.domain.erasure import EraseCase
+    from ipt_workflow.domain.errors import DomainError
+
+    command = EraseCase.parse(
+        basis="retention_expired", reason=f"retention-run:{today.isoformat()}"
+    )
+    for case in due:
+        until = case.retention_until.isoformat()
+        if not case.erasure_supported:
+            report.case(case.case_id, case.clinic_id, until, "unsupported")
+            continue
+        if not args.apply:
+            report.case(case.case_id, case.clinic_id, until, "due")
+            continue
+        try:
+            retention.erase(
+                case.case_id,
+                command,
+                CommandContext(recorded_by=ACTOR, today=today),
+                clinics=None,
+            )
+        except ErasureUnsupportedError:
+            report.case(case.case_id, case.clinic_id, until, "unsupported")
+        except DomainError as refused:
+            # A hold placed since the list was made, for instance.
+            report.case(
+                case.case_id, case.clinic_id, until, "refused", why=str(refused)
+            )
+        else:
+            report.case(case.case_id, case.clinic_id, until, "erased")
 
 
 def _summary(counts: dict[str, int], *, apply: bool, today: date) -> None:

@@ -7,12 +7,12 @@ node_exporter textfile (`--metrics-file`) instead of being scraped.
 
 from __future__ import annotations
 
-import sys
-from typing import TextIO
 from uuid import UUID
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
+
+from ipt_workflow.ops.progress import Reporter
 
 retention_log = structlog.get_logger("ipt_workflow.retention")
 
@@ -22,9 +22,9 @@ ACTIONS = ("due", "erased", "unsupported", "refused", "failed")
 class RetentionRunReport:
     """Counts, logs and shows the progress of one retention run."""
 
-    def __init__(self, *, apply: bool, out: TextIO | None = None) -> None:
+    def __init__(self, *, apply: bool, bar: Reporter | None = None) -> None:
         self.apply = apply
-        self.out = out or sys.stderr
+        self.bar = bar
         self.registry = CollectorRegistry()
         self.cases = Counter(
             "ipt_retention_run_cases",
@@ -41,12 +41,6 @@ class RetentionRunReport:
             registry=self.registry,
         )
         self.counts = dict.fromkeys(ACTIONS, 0)
-        self._total = 0
-        self._done = 0
-
-    def start(self, total: int) -> None:
-        self._total = total
-        self._show()
 
     def case(
         self, case_id: UUID, clinic_id: str, until: str, action: str, **extra: str
@@ -62,19 +56,8 @@ class RetentionRunReport:
             apply=self.apply,
             **extra,
         )
-        self._done += 1
-        self._show()
-
-    def _show(self) -> None:
-        width = 30
-        filled = width * self._done // self._total if self._total else width
-        bar = "#" * filled + "." * (width - filled)
-        end = "\n" if self._done >= self._total else ""
-        if self.out.isatty():
-            self.out.write(f"\r[{bar}] {self._done}/{self._total}{end}")
-        elif end:
-            self.out.write(f"[{bar}] {self._done}/{self._total}\n")
-        self.out.flush()
+        if self.bar is not None:
+            self.bar.advance()
 
     def write_metrics(self, path: str) -> None:
         self.finished.labels("apply" if self.apply else "dry_run").set_to_current_time()
