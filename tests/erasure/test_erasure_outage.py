@@ -201,18 +201,6 @@ def _running(c: Cluster) -> bool:
     return True
 
 
-def _ready(c: Cluster) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with c.admin():
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def test_postgresql_stopped_inside_the_erasure_leaves_the_case_untouched(
     tmp_path: Path,
 ) -> None:
@@ -235,7 +223,7 @@ def test_postgresql_stopped_inside_the_erasure_leaves_the_case_untouched(
                 process.wait()
             if not _running(pg):
                 pg.start()
-            _ready(pg)
+            pg.wait_ready(60)
 
         assert_untouched_then_erased_by_the_next_run(url, case_id, log)
 

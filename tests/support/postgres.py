@@ -70,6 +70,18 @@ class Cluster:
     def start(self) -> None:
         self.pg_ctl("start", "-w", "-l", str(self.datadir / "server.log"))
 
+    def wait_ready(self, seconds: float = 30) -> None:
+        """Until the cluster accepts connections (a started one may not yet)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with self.admin():
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
 
 @contextmanager
 def cluster() -> Iterator[Cluster]:
@@ -111,22 +123,10 @@ def cluster() -> Iterator[Cluster]:
     running = Cluster(port, datadir, run_as)
     try:
         running.start()
-        _wait_ready(running)
+        running.wait_ready()
         yield running
     finally:
         try:
             running.stop()
         finally:
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _wait_ready(c: Cluster) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with c.admin():
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
